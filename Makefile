@@ -1,0 +1,25 @@
+# One definition of the checks, used by developers and by CI (.ci/run).
+PYTHON ?= .venv/bin/python
+
+.PHONY: install lint typecheck test check bench
+
+install:
+	python3 -m venv .venv
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+typecheck:
+	$(PYTHON) -m mypy
+
+test:
+	$(PYTHON) -m pytest
+
+check: lint typecheck test
+
+bench:
+	$(PYTHON) benchmarks/bench_server.py
+	$(PYTHON) benchmarks/bench_jobs.py

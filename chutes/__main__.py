@@ -1,0 +1,5 @@
+"""``python -m chutes``."""
+
+from chutes.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""A cord: one HTTP endpoint of a chute, declared with ``@chute.cord(...)``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from chutes.errors import ChuteDefinitionError
+from chutes.path import check_path
+from chutes.signature import HandlerSignature
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def _check_schema(value: object, key: str) -> type[BaseModel] | None:
+    if value is None or (inspect.isclass(value) and issubclass(value, BaseModel)):
+        return value
+    raise ChuteDefinitionError(f"{key} must be a pydantic BaseModel subclass, got {value!r}")
+
+
+@dataclass(eq=False)
+class Cord:
+    """An HTTP endpoint: the handler, its route and how its input and output are shaped."""
+
+    func: Callable[..., Any]
+    public_api_path: str
+    method: str = "POST"
+    input_schema: type[BaseModel] | None = None
+    output_schema: type[BaseModel] | None = None
+    minimal_input_schema: type[BaseModel] | None = None
+    output_content_type: str = "application/json"
+    stream: bool = False
+    signature: HandlerSignature = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.public_api_path = check_path(self.public_api_path, "cord")
+        method = self.method.upper() if isinstance(self.method, str) else self.method
+        if method not in METHODS:
+            raise ChuteDefinitionError(f"cord method must be one of {', '.join(sorted(METHODS))}, got {self.method!r}")
+        self.method = method
+        self.input_schema = _check_schema(self.input_schema, "input_schema")
+        self.output_schema = _check_schema(self.output_schema, "output_schema")
+        self.minimal_input_schema = _check_schema(self.minimal_input_schema, "minimal_input_schema")
+        if not isinstance(self.output_content_type, str) or "/" not in self.output_content_type:
+            raise ChuteDefinitionError(
+                f"output_content_type must be a media type like 'image/png', got {self.output_content_type!r}"
+            )
+        if not isinstance(self.stream, bool):
+            raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}")
+        self.signature = HandlerSignature.of(self.func, input_schema=self.input_schema, what="cord")
+
+    @property
+    def name(self) -> str:
+        """The handler's function name."""
+        return str(getattr(self.func, "__name__", "cord"))
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the handler is a coroutine function."""
+        return inspect.iscoroutinefunction(self.func)
+
+    @property
+    def is_generator(self) -> bool:
+        """Whether the handler yields chunks (sync or async generator)."""
+        return inspect.isasyncgenfunction(self.func) or inspect.isgeneratorfunction(self.func)
+
+    @property
+    def description(self) -> str:
+        """The handler's docstring, for OpenAPI and the generated README."""
+        return inspect.cleandoc(self.func.__doc__ or "")

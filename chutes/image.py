@@ -1,0 +1,424 @@
+"""A chute's Docker image, described as an ordered list of build steps.
+
+The steps are data: a renderer turns ``Image.steps`` into a Dockerfile, and a declarative spec
+expresses the same image through ``Image.to_steps_data`` / ``Image.from_steps_data``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "DEFAULT_BASE",
+    "Add",
+    "AptInstall",
+    "Entrypoint",
+    "Env",
+    "Expose",
+    "FromBase",
+    "Image",
+    "ImageError",
+    "Maintainer",
+    "PipInstall",
+    "Python",
+    "Run",
+    "Step",
+    "User",
+    "Workdir",
+]
+
+DEFAULT_BASE = "python:3.11-slim"
+"""Base image used when ``from_base`` is not called."""
+
+# Repository path component, as in the Docker distribution reference grammar.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_BASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]*(?:@[a-z0-9]+:[a-f0-9]{32,})?")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYTHON_VERSION = re.compile(r"3\.\d{1,2}(?:\.\d{1,2})?")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+# Debian package, optionally with an architecture qualifier and a =version or /release pin.
+_APT_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:_-]+|/[A-Za-z0-9._-]+)?")
+# A PEP 508 name with optional extras and version specifiers (no markers: they need ';' and spaces) ...
+_PIP_SPEC = r"(?:~=|===|==|!=|<=|>=|<|>)[A-Za-z0-9.*+!_-]+"
+_PIP_PACKAGE = re.compile(
+    rf"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._-]+(?:,[A-Za-z0-9._-]+)*\])?(?:{_PIP_SPEC}(?:,{_PIP_SPEC})*)?"
+)
+# ... or a direct URL such as git+https://github.com/org/repo.git@main.
+_PIP_URL = re.compile(r"(?:git\+)?https?://[^\s'\"`;|&$<>\\]+")
+_INDEX_URL = re.compile(r"https?://[^\s'\"`;|&$<>\\]+")
+
+
+class ImageError(ValueError):
+    """An invalid image name, tag or build step."""
+
+
+def _text(field: str, value: object) -> str:
+    """Check a free-form value: a non-empty string without newline or NUL."""
+    if not isinstance(value, str):
+        raise ImageError(f"{field} must be a string, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise ImageError(f"{field} must not be empty")
+    # Each value becomes one Dockerfile line; a newline would start a new instruction.
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ImageError(f"{field} must be a single line without NUL characters, got {value!r}")
+    return value
+
+
+def _matching(field: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
+    text = _text(field, value)
+    if not pattern.fullmatch(text):
+        raise ImageError(f"invalid {field} {text!r}: {rule}")
+    return text
+
+
+def _packages(field: str, packages: object, allowed: Callable[[str], bool], rule: str) -> tuple[str, ...]:
+    if isinstance(packages, str):
+        # "git curl" is common shorthand; split on spaces only so tabs and newlines still fail below.
+        items: list[object] = [item for item in packages.split(" ") if item]
+    elif isinstance(packages, Iterable):
+        items = list(packages)
+    else:
+        raise ImageError(f"{field} must be a string or a list of strings, got {packages!r}")
+    if not items:
+        raise ImageError(f"{field} needs at least one package")
+    for item in items:
+        if not allowed(_text(f"{field} package", item)):
+            raise ImageError(f"invalid {field} package {item!r}: {rule}")
+    return tuple(str(item) for item in items)
+
+
+@dataclass(frozen=True, slots=True)
+class FromBase:
+    """Start from a base image (always the first step)."""
+
+    method: ClassVar[str] = "from_base"
+    image: str
+
+
+@dataclass(frozen=True, slots=True)
+class Python:
+    """Make this CPython version the image's ``python``."""
+
+    method: ClassVar[str] = "with_python"
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class AptInstall:
+    """Install Debian packages with apt-get."""
+
+    method: ClassVar[str] = "apt_install"
+    packages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PipInstall:
+    """Install Python packages with pip, optionally from another index."""
+
+    method: ClassVar[str] = "pip_install"
+    packages: tuple[str, ...]
+    index_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Run a shell command (quoted by the renderer)."""
+
+    method: ClassVar[str] = "run_command"
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """Set an environment variable."""
+
+    method: ClassVar[str] = "with_env"
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Workdir:
+    """Change the working directory."""
+
+    method: ClassVar[str] = "set_workdir"
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Switch to another user (``name`` or ``uid[:gid]``)."""
+
+    method: ClassVar[str] = "set_user"
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """Copy files from the build context into the image."""
+
+    method: ClassVar[str] = "add"
+    source: str
+    dest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entrypoint:
+    """Set the entrypoint, in exec form."""
+
+    method: ClassVar[str] = "with_entrypoint"
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Maintainer:
+    """Record the image's maintainer as a label."""
+
+    method: ClassVar[str] = "with_maintainer"
+    maintainer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expose:
+    """Document a port the container listens on."""
+
+    method: ClassVar[str] = "expose"
+    port: int
+
+
+Step = FromBase | Python | AptInstall | PipInstall | Run | Env | Workdir | User | Add | Entrypoint | Maintainer | Expose
+"""Any build step."""
+
+_STEP_TYPES: tuple[type[Step], ...] = (FromBase, Python, AptInstall, PipInstall, Run, Env, Workdir, User, Add)
+_STEP_TYPES += (Entrypoint, Maintainer, Expose)
+_STEP_METHODS: tuple[str, ...] = (*(step_type.method for step_type in _STEP_TYPES), "copy")
+
+
+class Image:
+    """A Docker image for a chute, built step by step with chainable methods.
+
+    Example:
+        >>> image = (
+        ...     Image(username="mycompany", name="custom-ai", tag="1.0")
+        ...     .from_base("nvidia/cuda:12.4.1-runtime-ubuntu22.04")
+        ...     .apt_install(["git", "curl"])
+        ...     .pip_install("torch==2.3.0 transformers")
+        ...     .with_env("HF_HOME", "/cache")
+        ... )
+        >>> str(image)
+        'mycompany/custom-ai:1.0'
+
+    Every method validates its arguments (raising ``ImageError``, a ``ValueError``) and returns the
+    image itself. ``steps`` always starts with a ``FromBase`` step (``DEFAULT_BASE`` unless
+    ``from_base`` was called); rendering the steps as a Dockerfile is left to a renderer.
+
+    Args:
+        username: Owner of the image: lowercase letters, digits, and ``.``, ``_`` or ``-`` between them.
+        name: Image name, same rule as ``username``.
+        tag: Docker tag: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``, at most 128.
+        readme: Free-form description.
+    """
+
+    def __init__(self, username: str, name: str, tag: str, readme: str = "") -> None:
+        component_rule = "use lowercase letters and digits, separated by '.', '_' or '-', e.g. 'my-image'"
+        self.username = _matching("image username", username, _COMPONENT, component_rule)
+        self.name = _matching("image name", name, _COMPONENT, component_rule)
+        self.tag = _matching(
+            "image tag", tag, _TAG, "use at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+        )
+        if not isinstance(readme, str):
+            raise ImageError(f"image readme must be a string, got {readme!r}")
+        self.readme = readme
+        self._steps: list[Step] = [FromBase(DEFAULT_BASE)]
+        self._base_set = False
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The build steps in order, starting with the ``FromBase`` step."""
+        return tuple(self._steps)
+
+    @property
+    def base(self) -> str:
+        """The base image reference."""
+        first = self._steps[0]
+        assert isinstance(first, FromBase)
+        return first.image
+
+    @property
+    def reference(self) -> str:
+        """The image reference, ``username/name:tag``."""
+        return f"{self.username}/{self.name}:{self.tag}"
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def __repr__(self) -> str:
+        return f"Image({self.reference!r}, base={self.base!r}, steps={len(self._steps) - 1})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Image):
+            return NotImplemented
+        return (self.reference, self.readme, self._steps) == (other.reference, other.readme, other._steps)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable builder: equal images may change later
+
+    def _append(self, step: Step) -> Image:
+        self._steps.append(step)
+        return self
+
+    def from_base(self, image: str) -> Image:
+        """Use ``image`` (e.g. ``"nvidia/cuda:12.4.1-runtime-ubuntu22.04"``) as the base image.
+
+        Raises:
+            ImageError: The reference is malformed, or other steps were already added.
+        """
+        image = _matching("base image", image, _BASE, "expected a Docker reference like 'python:3.11-slim'")
+        if len(self._steps) > 1:
+            # A later FROM would silently discard every earlier step; make the order explicit instead.
+            raise ImageError(
+                f"from_base({image!r}) must be called before any other step; {self._steps[1].method}() came first"
+            )
+        self._steps[0] = FromBase(image)
+        self._base_set = True
+        return self
+
+    def with_python(self, version: str) -> Image:
+        """Make CPython ``version`` (e.g. ``"3.11"`` or ``"3.11.9"``) the image's ``python``."""
+        return self._append(Python(_matching("python version", version, _PYTHON_VERSION, "expected e.g. '3.11'")))
+
+    def apt_install(self, packages: str | Sequence[str]) -> Image:
+        """Install Debian packages, e.g. ``["git", "curl=7.88.1-10"]`` or ``"git curl"``."""
+        rule = "expected a lowercase Debian package name, optionally pinned like 'pkg=1.2-3'"
+        return self._append(
+            AptInstall(_packages("apt_install", packages, lambda item: bool(_APT_PACKAGE.fullmatch(item)), rule))
+        )
+
+    def pip_install(self, packages: str | Sequence[str], index_url: str | None = None) -> Image:
+        """Install Python packages, e.g. ``["torch==2.3.0", "uvicorn[standard]"]`` or ``"numpy>=1.26 scipy"``.
+
+        Args:
+            packages: Requirement specifiers (name, extras, version specifiers) or direct ``https://`` URLs.
+            index_url: Package index to install from instead of PyPI.
+        """
+
+        def allowed(item: str) -> bool:
+            return bool(_PIP_PACKAGE.fullmatch(item) or _PIP_URL.fullmatch(item))
+
+        rule = "expected a requirement like 'numpy>=1.26' or 'uvicorn[standard]', without spaces or shell characters"
+        checked = _packages("pip_install", packages, allowed, rule)
+        if index_url is not None:
+            index_url = _matching("pip_install index_url", index_url, _INDEX_URL, "expected an http(s) URL")
+        return self._append(PipInstall(checked, index_url))
+
+    def run_command(self, command: str) -> Image:
+        """Run a single-line shell command; join several with ``&&``."""
+        return self._append(Run(_text("run_command command", command)))
+
+    def with_env(self, key: str, value: str) -> Image:
+        """Set environment variable ``key`` to ``value``."""
+        key = _matching("environment variable name", key, _ENV_KEY, "expected letters, digits and '_', e.g. 'HF_HOME'")
+        if not isinstance(value, str) or "\n" in value or "\r" in value or "\0" in value:
+            raise ImageError(f"environment variable {key} must be a single-line string, got {value!r}")
+        return self._append(Env(key, value))
+
+    def set_workdir(self, path: str) -> Image:
+        """Change the working directory for later steps and the running container."""
+        return self._append(Workdir(_text("set_workdir path", path)))
+
+    def set_user(self, user: str) -> Image:
+        """Run later steps and the container as ``user`` (a name or ``uid[:gid]``)."""
+        return self._append(User(_matching("user", user, _USER, "expected a name or uid[:gid], e.g. 'chutes'")))
+
+    def add(self, source: str, dest: str) -> Image:
+        """Copy ``source`` from the build context to ``dest`` in the image."""
+        return self._append(Add(_text("add source", source), _text("add dest", dest)))
+
+    copy = add
+
+    def with_entrypoint(self, args: Sequence[str]) -> Image:
+        """Set the entrypoint in exec form, e.g. ``["python", "-m", "app"]``."""
+        if isinstance(args, str) or not isinstance(args, Sequence) or not args:
+            raise ImageError(
+                f"with_entrypoint expects a non-empty list of arguments like ['python', 'app.py'], got {args!r}"
+            )
+        return self._append(Entrypoint(tuple(_text("with_entrypoint argument", arg) for arg in args)))
+
+    def with_maintainer(self, maintainer: str) -> Image:
+        """Record who maintains the image, e.g. ``"Jane <jane@example.com>"``."""
+        return self._append(Maintainer(_text("with_maintainer maintainer", maintainer)))
+
+    def expose(self, port: int) -> Image:
+        """Document that the container listens on ``port``."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ImageError(f"expose port must be an integer from 1 to 65535, got {port!r}")
+        return self._append(Expose(port))
+
+    def to_steps_data(self) -> list[dict[str, Any]]:
+        """Return the steps as plain data for a declarative spec (TOML/JSON).
+
+        Each step is a one-key table: the key is the builder method's name, the value is its
+        argument when the step has exactly one, else a table of keyword arguments::
+
+            [{"from_base": "python:3.11-slim"},
+             {"apt_install": ["git", "curl"]},
+             {"pip_install": {"packages": ["torch"], "index_url": "https://download.pytorch.org/whl/cu121"}},
+             {"with_env": {"key": "HF_HOME", "value": "/cache"}},
+             {"add": {"source": ".", "dest": "/app"}},
+             {"with_entrypoint": ["python", "-m", "app"]}]
+
+        Lists are emitted as lists, and ``None`` arguments are left out. The ``from_base`` entry is
+        omitted when the default base is in use.
+        """
+        data: list[dict[str, Any]] = []
+        for step in self._steps:
+            if isinstance(step, FromBase) and not self._base_set:
+                continue
+            args = {
+                field.name: list(value) if isinstance(value, tuple) else value
+                for field in dataclasses.fields(step)
+                if (value := getattr(step, field.name)) is not None
+            }
+            data.append({step.method: next(iter(args.values())) if len(args) == 1 else args})
+        return data
+
+    @classmethod
+    def from_steps_data(
+        cls, username: str, name: str, tag: str, steps: Iterable[Mapping[str, Any]], readme: str = ""
+    ) -> Image:
+        """Build an image from the data shape that ``to_steps_data`` returns.
+
+        A table value is passed as keyword arguments; any other value as the single argument.
+
+        Raises:
+            ImageError: A step is not a one-key table, names an unknown method, or has bad arguments;
+                the message starts with the step's position, e.g. ``steps[2] (apt_install): ...``.
+        """
+        image = cls(username, name, tag, readme)
+        for index, entry in enumerate(steps):
+            if not isinstance(entry, Mapping) or len(entry) != 1:
+                raise ImageError(
+                    f"steps[{index}]: expected a table with exactly one key, like {{apt_install = ['git']}}"
+                )
+            ((method, value),) = entry.items()
+            if method not in _STEP_METHODS:
+                close = difflib.get_close_matches(str(method), _STEP_METHODS, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "expected one of " + ", ".join(_STEP_METHODS)
+                raise ImageError(f"steps[{index}]: unknown step {method!r}; {hint}")
+            builder = getattr(image, method)
+            try:
+                if isinstance(value, Mapping):
+                    builder(**value)
+                else:
+                    builder(value)
+            except ImageError as exc:
+                raise ImageError(f"steps[{index}] ({method}): {exc}") from exc
+            except TypeError as exc:
+                # Wrong keyword names or counts in the table.
+                raise ImageError(f"steps[{index}] ({method}): bad arguments {value!r}: {exc}") from exc
+        return image

@@ -1,0 +1,93 @@
+"""Calling a handler and shaping what it returns into an HTTP response."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pydantic_core
+from pydantic import BaseModel
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+if TYPE_CHECKING:
+    from chutes.cord import Cord
+
+
+class OutputSchemaError(RuntimeError):
+    """A cord returned a value that does not match its ``output_schema``; a server-side bug, so a 500."""
+
+
+async def call_handler(func: Callable[..., Any], owner: object, kwargs: dict[str, Any]) -> Any:
+    """Call ``func(owner, **kwargs)``: coroutines are awaited, plain functions run in the thread pool.
+
+    Generator functions are called directly: they only build the generator, which the response consumes.
+    """
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        result = func(owner, **kwargs)
+    else:
+        result = await run_in_threadpool(func, owner, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def json_bytes(cord: Cord, result: Any) -> bytes:
+    """Serialize a cord's JSON result, checked against ``output_schema`` when one is given."""
+    schema = cord.output_schema
+    if schema is not None and not isinstance(result, schema):
+        try:
+            result = schema.model_validate(result.model_dump() if isinstance(result, BaseModel) else result)
+        except pydantic_core.ValidationError as exc:
+            raise OutputSchemaError(
+                f"cord {cord.name} returned a value that does not match {schema.__name__}: {exc}"
+            ) from exc
+    if isinstance(result, BaseModel):
+        return result.__pydantic_serializer__.to_json(result)
+    return pydantic_core.to_json(result)
+
+
+def _sse_chunk(item: Any) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, str):
+        return item.encode()
+    payload = item.__pydantic_serializer__.to_json(item) if isinstance(item, BaseModel) else pydantic_core.to_json(item)
+    return b"data: " + payload + b"\n\n"
+
+
+async def _aiter_chunks(source: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    async for item in source:
+        yield _sse_chunk(item)
+
+
+def stream_response(result: Any, media_type: str | None) -> StreamingResponse:
+    """Wrap a sync or async iterator in a streaming response with SSE framing for structured chunks."""
+    source: AsyncIterator[Any]
+    if inspect.isasyncgen(result) or hasattr(result, "__aiter__"):
+        source = result
+    else:
+        source = iterate_in_threadpool(iter(result))
+    return StreamingResponse(
+        _aiter_chunks(source),
+        media_type=media_type or "text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def is_stream(result: Any) -> bool:
+    """Whether ``result`` is something to stream rather than serialize."""
+    return inspect.isasyncgen(result) or inspect.isgenerator(result) or isinstance(result, Iterator)
+
+
+def to_response(cord: Cord, result: Any) -> Response:
+    """Turn any handler result into a starlette response (the general, not the fastest, path)."""
+    if isinstance(result, Response):
+        return result
+    if is_stream(result):
+        media = None if cord.output_content_type == "application/json" else cord.output_content_type
+        return stream_response(result, media)
+    if isinstance(result, bytes | bytearray | memoryview):
+        return Response(bytes(result), media_type=cord.output_content_type)
+    return Response(json_bytes(cord, result), media_type="application/json")

@@ -1,0 +1,81 @@
+"""A job: a background function of a chute, run on request or on a cron schedule."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from croniter import croniter
+
+from chutes.errors import ChuteDefinitionError
+from chutes.signature import HandlerSignature
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
+RESERVED_NAMES = frozenset({"runs"})
+
+
+def check_schedule(schedule: str) -> str:
+    """Return ``schedule`` if it is a valid 5-field cron expression, else raise ``ChuteDefinitionError``."""
+    if not isinstance(schedule, str) or len(schedule.split()) != 5:
+        raise ChuteDefinitionError(
+            "schedule must be a 5-field cron expression like '0 2 * * *' (minute hour day month weekday), "
+            f"got {schedule!r}"
+        )
+    try:
+        croniter(schedule, datetime(2000, 1, 1))
+    except (ValueError, KeyError) as exc:
+        raise ChuteDefinitionError(f"schedule {schedule!r} is not a valid cron expression: {exc}") from None
+    return schedule
+
+
+@dataclass(eq=False)
+class Job:
+    """A background function: its name, optional cron schedule, retries and per-attempt timeout."""
+
+    func: Callable[..., Any]
+    name: str
+    schedule: str | None = None
+    retry_count: int = 3
+    timeout: float | None = None
+    signature: HandlerSignature = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ChuteDefinitionError(
+                "job name must start with a letter or '_' and hold letters, digits, '_' or '-' (at most 63), "
+                f"got {self.name!r}"
+            )
+        if self.name in RESERVED_NAMES:
+            raise ChuteDefinitionError(f"job name {self.name!r} is reserved (it is a route under /_jobs)")
+        if self.schedule is not None:
+            self.schedule = check_schedule(self.schedule)
+        if (
+            isinstance(self.retry_count, bool)
+            or not isinstance(self.retry_count, int)
+            or not 0 <= self.retry_count <= 100
+        ):
+            raise ChuteDefinitionError(f"retry_count must be an integer from 0 to 100, got {self.retry_count!r}")
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or self.timeout <= 0
+        ):
+            raise ChuteDefinitionError(f"timeout must be a positive number of seconds or None, got {self.timeout!r}")
+        self.signature = HandlerSignature.of(self.func, what="job")
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus the retries."""
+        return 1 + self.retry_count
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the handler is a coroutine function."""
+        return inspect.iscoroutinefunction(self.func)
+
+    @property
+    def description(self) -> str:
+        """The handler's docstring."""
+        return inspect.cleandoc(self.func.__doc__ or "")

@@ -1,0 +1,96 @@
+"""The FastAPI route of each cord and websocket, so ``chute.app`` and its OpenAPI document describe them.
+
+The server answers cords on a faster path before FastAPI's routing, but these routes are real: calling
+``chute.app`` directly (``TestClient(chute.app)``) serves the same cords with the same results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Body, FastAPI, Query
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chutes.invoke import call_handler, to_response
+from chutes.signature import BindingKind
+
+if TYPE_CHECKING:
+    from chutes.cord import Cord
+    from chutes.websocket import Websocket
+
+
+def _payload_annotation(cord: Cord) -> Any:
+    binding = cord.signature
+    if binding.kind is BindingKind.DICT:
+        return Annotated[dict[str, Any], Body()]
+    if binding.model is None:
+        return None
+    if cord.method == "GET":
+        return Annotated[binding.model, Query()]
+    return Annotated[binding.model, Body()]
+
+
+def _response_model(cord: Cord) -> type[BaseModel] | None:
+    if cord.output_schema is not None:
+        return cord.output_schema
+    returns = inspect.signature(cord.func).return_annotation
+    if inspect.isclass(returns) and issubclass(returns, BaseModel):
+        return returns
+    return None
+
+
+def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
+    """Register ``cord`` on ``app`` as a FastAPI route bound to ``owner`` (the chute)."""
+    binding = cord.signature
+    annotation = _payload_annotation(cord)
+
+    async def endpoint(request: Request, payload: Any = None) -> Response:
+        if binding.kind is BindingKind.NONE:
+            kwargs: dict[str, Any] = {}
+        elif binding.kind is BindingKind.FIELDS:
+            kwargs = dict(payload.__dict__)
+        else:
+            kwargs = {binding.param: payload} if binding.param else {}
+        if binding.request_param:
+            kwargs[binding.request_param] = request
+        return to_response(cord, await call_handler(cord.func, owner, kwargs))
+
+    params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
+    if annotation is not None:
+        params.append(inspect.Parameter("payload", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation))
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = cord.name
+    endpoint.__doc__ = cord.func.__doc__
+
+    content_type = "text/event-stream" if cord.stream and cord.output_content_type == "application/json" else None
+    content_type = content_type or cord.output_content_type
+    responses: dict[int | str, dict[str, Any]] = {}
+    if content_type != "application/json":
+        responses[200] = {"content": {content_type: {}}, "description": "Successful Response"}
+    app.add_api_route(
+        cord.public_api_path,
+        endpoint,
+        methods=[cord.method],
+        response_model=None if content_type != "application/json" else _response_model(cord),
+        responses=responses or None,
+        summary=cord.name.replace("_", " ").capitalize(),
+        description=cord.description,
+        name=cord.name,
+        tags=["cords"],
+    )
+
+
+def add_websocket_route(app: FastAPI, owner: object, websocket: Websocket) -> None:
+    """Register a websocket handler; a client leaving ends it quietly."""
+
+    async def endpoint(connection: WebSocket) -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            await websocket.func(owner, connection)
+
+    endpoint.__name__ = websocket.name
+    app.add_api_websocket_route(websocket.path, endpoint, name=websocket.name)

@@ -1,0 +1,1 @@
+"""The serving layer: lifecycle, admission, metrics and the fast cord dispatcher."""

@@ -1,0 +1,415 @@
+"""The fast path: cords and built-in routes answered at the ASGI level, before FastAPI's routing.
+
+A cord is found with one dict lookup on (method, path); its body is validated by the handler's pydantic
+model straight from bytes and its result serialized by pydantic's own serializer. Everything else
+(``/docs``, ``/openapi.json``, ``/_jobs``, custom routes, websockets) falls through to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import pydantic_core
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+    websocket_request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
+from chutes.server.responses import JSON, send_bytes, send_json, validation_detail
+
+if TYPE_CHECKING:
+    from chutes.cord import Cord
+    from chutes.server.metrics import Metrics
+    from chutes.server.runtime import Runtime
+
+logger = logging.getLogger("chutes.server")
+_FASTAPI_DEFAULTS = {
+    http_exception_handler,
+    request_validation_exception_handler,
+    websocket_request_validation_exception_handler,
+}
+_ID_PREFIX = os.urandom(4).hex()
+WATCH_DELAY = 0.005  # seconds a cord runs before we start listening for a disconnect
+_PUBLIC = frozenset({"/_health", "/_ready", "/_metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+
+
+class ClientGone(Exception):
+    """The client disconnected; the work it started was cancelled."""
+
+
+class BodyTooLarge(Exception):
+    """The request body is over ``max_body_size``."""
+
+
+class CordRoute:
+    """One cord with everything the hot path needs precomputed."""
+
+    __slots__ = ("cord", "signature", "func", "is_coroutine", "where", "is_get", "stats", "output_type", "serializer")
+
+    def __init__(self, cord: Cord, metrics: Metrics) -> None:
+        self.cord = cord
+        self.signature = cord.signature
+        self.func = cord.func
+        self.is_coroutine = inspect.iscoroutinefunction(cord.func)
+        self.is_get = cord.method == "GET"
+        self.where = "query" if self.is_get else "body"
+        self.stats = metrics.cord_stats(cord.public_api_path, cord.method)
+        # The common case, a handler returning exactly its output model, serializes without checks.
+        self.output_type = cord.output_schema or _returned_model(cord)
+        self.serializer = self.output_type.__pydantic_serializer__ if self.output_type is not None else None
+
+
+def _returned_model(cord: Cord) -> type[BaseModel] | None:
+    returns = inspect.signature(cord.func).return_annotation
+    return returns if inspect.isclass(returns) and issubclass(returns, BaseModel) else None
+
+
+class _Watch:
+    """Cancels the calling task if the client disconnects; started only for calls still running after a delay."""
+
+    __slots__ = ("task", "receive", "gone", "listener")
+
+    def __init__(self, task: asyncio.Task[Any], receive: Receive) -> None:
+        self.task = task
+        self.receive = receive
+        self.gone = False
+        self.listener: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                self.task.cancel()
+                return
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+
+
+class Dispatcher:
+    """The ASGI app in front of FastAPI: cords, ``/_health``, ``/_ready``, ``/_metrics``, security checks."""
+
+    def __init__(self, runtime: Runtime, fallback: ASGIApp) -> None:
+        self.runtime = runtime
+        self.fallback = fallback
+        self.routes = {
+            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics) for cord in runtime.chute.cords
+        }
+        self.owner = runtime.chute
+        self._counter = 0
+
+    def _new_request_id(self) -> bytes:
+        self._counter += 1
+        return f"{_ID_PREFIX}-{self._counter:x}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            route = self.routes.get((scope["method"], path))
+            if route is not None:
+                await self.serve_cord(route, scope, receive, send)
+                return
+            if path in _PUBLIC and path.startswith("/_"):
+                await self.runtime.serve_builtin(path, send)
+                return
+            await self._fall_through(scope, receive, send)
+        elif scope["type"] == "websocket":
+            if not self._authorized(scope):
+                await send({"type": "websocket.close", "code": 1008, "reason": "invalid or missing API key"})
+                return
+            await self.fallback(scope, receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        keys = self.runtime.api_keys
+        if not keys.enabled:
+            return True
+        headers = dict(scope["headers"])
+        return keys.allows(headers.get(b"authorization"), headers.get(b"x-api-key"))
+
+    async def _fall_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = dict(scope["headers"]).get(b"x-request-id") or self._new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
+        if scope["path"] not in _PUBLIC and not self._authorized(scope):
+            await send_json(send, 401, {"detail": "Invalid or missing API key"}, [(b"www-authenticate", b"Bearer")])
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        await self.fallback(scope, receive, send_with_id)
+
+    async def serve_cord(self, route: CordRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        started = perf_counter()
+        request_id = authorization = api_key = length = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                request_id = value
+            elif key == b"content-length":
+                length = value
+            elif key == b"authorization":
+                authorization = value
+            elif key == b"x-api-key":
+                api_key = value
+        if request_id is None or len(request_id) > 200:
+            request_id = self._new_request_id()
+        id_header = (b"x-request-id", request_id)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id.decode("latin-1")
+
+        if runtime.api_keys.enabled and not runtime.api_keys.allows(authorization, api_key):
+            await send_json(
+                send, 401, {"detail": "Invalid or missing API key"}, [id_header, (b"www-authenticate", b"Bearer")]
+            )
+            return
+        if runtime.rate_limiter.enabled:
+            client = scope.get("client")
+            wait = runtime.rate_limiter.check(client[0] if client else "")
+            if wait:
+                runtime.metrics.rejected.labels("rate_limited").inc()
+                body = {"detail": "Rate limit exceeded", "request_id": state["request_id"]}
+                await send_json(send, 429, body, [id_header, (b"retry-after", str(wait).encode())])
+                return
+        if length is not None and length.isdigit() and int(length) > runtime.max_body_size:
+            await self._too_large(send, id_header)
+            return
+        admission = runtime.admission
+        if not admission.try_acquire() and not await admission.acquire():
+            runtime.metrics.rejected.labels("overloaded").inc()
+            headers = [
+                id_header,
+                (b"retry-after", str(admission.retry_after()).encode()),
+                (b"x-chutes-conn-used", str(admission.in_use).encode()),
+                (b"x-chutes-conn-available", str(admission.available).encode()),
+            ]
+            body = {"detail": "Server at capacity, retry later", "request_id": state["request_id"]}
+            await send_json(send, 429, body, headers)
+            route.stats.record(429, perf_counter() - started)
+            return
+        status = 500
+        try:
+            status = await self._call(route, scope, receive, send, id_header)
+        finally:
+            admission.release()
+            elapsed = perf_counter() - started
+            admission.observe(elapsed)
+            route.stats.record(status, elapsed)
+
+    async def _too_large(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
+        self.runtime.metrics.rejected.labels("too_large").inc()
+        limit = self.runtime.max_body_size
+        await send_json(send, 413, {"detail": f"Request body exceeds {limit} bytes"}, [id_header])
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        limit = self.runtime.max_body_size
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise BodyTooLarge
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _call(
+        self, route: CordRoute, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]
+    ) -> int:
+        """Bind, call and answer; returns the status sent (499 when the client left)."""
+        signature = route.signature
+        body = b""
+        try:
+            if route.is_get:
+                kwargs = signature.bind_query(
+                    parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                )
+            else:
+                body = await self._read_body(receive)
+                kwargs = signature.bind_json(body)
+        except pydantic_core.ValidationError as exc:
+            detail = validation_detail(exc, route.where)
+            handler = self._user_handler(RequestValidationError)
+            if handler is not None:
+                return await self._answer_with(
+                    handler, RequestValidationError(detail), scope, receive, send, body, id_header
+                )
+            await send_json(send, 422, {"detail": detail}, [id_header])
+            return 422
+        except BodyTooLarge:
+            await self._too_large(send, id_header)
+            return 413
+        except ClientGone:
+            return 499
+        request: Request | None = None
+        if signature.request_param is not None:
+            request = Request(scope, receive)
+            request._body = body  # already consumed from the stream; let handlers read it again
+            kwargs[signature.request_param] = request
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch(task, receive)
+        # Listening for a disconnect costs a task; most calls end sooner than WATCH_DELAY, so a cheap
+        # timer starts the listener only for calls still running by then.
+        timer = loop.call_later(WATCH_DELAY, watch.start)
+        try:
+            if route.is_coroutine:
+                result = await route.func(self.owner, **kwargs)
+            else:
+                result = await call_handler(route.func, self.owner, kwargs)
+            if type(result) is route.output_type and route.serializer is not None:
+                payload = route.serializer.to_json(result)
+            elif isinstance(result, Response) or is_stream(result):
+                return await self._send_response(route, result, scope, receive, send, id_header, body)
+            elif isinstance(result, bytes | bytearray | memoryview):
+                await send_bytes(send, 200, bytes(result), route.cord.output_content_type.encode(), [id_header])
+                return 200
+            else:
+                payload = json_bytes(route.cord, result)
+        except asyncio.CancelledError:
+            if watch.gone:
+                task.uncancel()
+                return 499
+            raise
+        except Exception as exc:
+            return await self._fail(route, exc, scope, receive, send, id_header, body)
+        finally:
+            timer.cancel()
+            watch.stop()
+        await send_bytes(send, 200, payload, JSON, [id_header])
+        return 200
+
+    async def _send_response(
+        self,
+        route: CordRoute,
+        result: Any,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        id_header: tuple[bytes, bytes],
+        body: bytes,
+    ) -> int:
+        """Send a ``Response`` or a stream; a failure before the first byte still gets a clean error."""
+        sent = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal sent
+            sent = True
+            await send(message)
+
+        if not isinstance(result, Response):
+            media = None if route.cord.output_content_type == "application/json" else route.cord.output_content_type
+            result = stream_response(result, media)
+        result.raw_headers.append(id_header)
+        try:
+            await result(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return 499
+        except Exception as exc:
+            if sent:  # the status line is gone: all we can do is log and close
+                logger.exception("cord %s failed while streaming (request %s)", route.cord.name, id_header[1].decode())
+                return 500
+            return await self._fail(route, exc, scope, receive, send, id_header, body)
+        return int(result.status_code)
+
+    async def _fail(
+        self,
+        route: CordRoute,
+        exc: Exception,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        id_header: tuple[bytes, bytes],
+        body: bytes,
+    ) -> int:
+        """Answer an exception: the user's handler if registered, HTTPException as is, anything else 500."""
+        handler = self._user_handler(type(exc), exc)
+        if handler is not None:
+            return await self._answer_with(handler, exc, scope, receive, send, body, id_header)
+        if isinstance(exc, HTTPException):
+            headers = [id_header, *((k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items())]
+            if exc.status_code in (204, 304):
+                await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+            else:
+                await send_json(send, exc.status_code, {"detail": exc.detail}, headers)
+            return exc.status_code
+        request_id = id_header[1].decode("latin-1")
+        logger.exception("cord %s failed (request %s)", route.cord.name, request_id)
+        await send_json(send, 500, {"detail": "Internal Server Error", "request_id": request_id}, [id_header])
+        return 500
+
+    def _user_handler(self, kind: type[BaseException], exc: BaseException | None = None) -> Callable[..., Any] | None:
+        """An exception handler the user registered on the app (``@app.exception_handler``), if any."""
+        handlers = self.runtime.chute.app.exception_handlers
+        if not handlers:
+            return None
+        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+            return handlers[exc.status_code]
+        for cls in kind.__mro__:
+            handler = handlers.get(cls)
+            if handler is not None:
+                return None if handler in _FASTAPI_DEFAULTS else handler
+        return None
+
+    async def _answer_with(
+        self,
+        handler: Callable[..., Any],
+        exc: BaseException,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes,
+        id_header: tuple[bytes, bytes],
+    ) -> int:
+        request = Request(scope, receive)
+        request._body = body
+        try:
+            response = handler(request, exc)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception:
+            request_id = id_header[1].decode("latin-1")
+            logger.exception("exception handler %r failed (request %s)", handler, request_id)
+            await send_json(send, 500, {"detail": "Internal Server Error", "request_id": request_id}, [id_header])
+            return 500
+        response.raw_headers.append(id_header)
+        await response(scope, receive, send)
+        return int(response.status_code)

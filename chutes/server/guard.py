@@ -1,0 +1,66 @@
+"""Optional API keys and per-client rate limiting (PRODUCT.md §11)."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from collections.abc import Callable
+
+
+class ApiKeys:
+    """Bearer or ``X-API-Key`` keys, compared in constant time."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        self._keys = [key.encode() for key in sorted(keys)]
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any key is configured."""
+        return bool(self._keys)
+
+    def allows(self, authorization: bytes | None, api_key: bytes | None) -> bool:
+        """Whether the request's ``Authorization: Bearer`` or ``X-API-Key`` header carries a known key."""
+        candidate = api_key
+        if candidate is None and authorization is not None:
+            scheme, _, token = authorization.partition(b" ")
+            if scheme.lower() == b"bearer":
+                candidate = token.strip()
+        if not candidate:
+            return False
+        # Compare against every key so the time taken does not reveal which prefix matched.
+        found = False
+        for key in self._keys:
+            found |= hmac.compare_digest(candidate, key)
+        return found
+
+
+class RateLimiter:
+    """A token bucket per client address: ``per_minute`` requests, refilled continuously."""
+
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000
+    ) -> None:
+        self.per_minute = per_minute
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_clients = max_clients
+
+    @property
+    def enabled(self) -> bool:
+        """Whether limiting is switched on."""
+        return self.per_minute > 0
+
+    def check(self, client: str) -> int:
+        """Take one token for ``client``; returns 0 when allowed, else the seconds to wait."""
+        now = self._clock()
+        tokens, last = self._buckets.get(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last) * self._rate)
+        if tokens >= 1.0:
+            if len(self._buckets) >= self._max_clients and client not in self._buckets:
+                self._buckets.clear()  # bounded memory under address churn; resetting only forgives
+            self._buckets[client] = (tokens - 1.0, now)
+            return 0
+        self._buckets[client] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self._rate))

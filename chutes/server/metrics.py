@@ -1,0 +1,99 @@
+"""Prometheus metrics of one chute, in a registry of its own (several chutes can live in one process).
+
+Cord counters and latency histograms are plain integers updated on the event loop and turned into
+Prometheus families only when ``/_metrics`` is scraped: the hot path takes no lock and makes no call
+into the client library.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from chutes.server.admission import Admission
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def _le(bound: float) -> str:
+    # Prometheus' own spelling of bucket bounds ("+Inf", "0.005", "1.0").
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+class CordStats:
+    """Request count, latency sum and latency buckets of one cord, per status code."""
+
+    __slots__ = ("path", "method", "by_status")
+
+    def __init__(self, path: str, method: str) -> None:
+        self.path = path
+        self.method = method
+        self.by_status: dict[int, list[float]] = {}
+
+    def record(self, status: int, seconds: float) -> None:
+        """Count one answered call (runs on the event loop only, so no lock)."""
+        entry = self.by_status.get(status)
+        if entry is None:
+            # [count, sum, bucket 0, ..., bucket n-1, +Inf bucket]
+            entry = self.by_status[status] = [0.0] * (len(LATENCY_BUCKETS) + 3)
+        entry[0] += 1
+        entry[1] += seconds
+        entry[2 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+
+class _CordCollector:
+    def __init__(self) -> None:
+        self.stats: list[CordStats] = []
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["path", "method", "status"]
+        requests = CounterMetricFamily("chutes_requests", "Cord requests answered.", labels=labels)
+        latency = HistogramMetricFamily("chutes_request_duration_seconds", "Cord request latency.", labels=labels)
+        for stats in self.stats:
+            for status, entry in sorted(stats.by_status.items()):
+                values = [stats.path, stats.method, str(status)]
+                requests.add_metric(values, entry[0])
+                cumulative = 0.0
+                buckets = []
+                for bound, count in zip((*LATENCY_BUCKETS, float("inf")), entry[2:], strict=True):
+                    cumulative += count
+                    buckets.append((_le(bound), cumulative))
+                latency.add_metric(values, buckets, entry[1])
+        yield requests
+        yield latency
+
+
+class Metrics:
+    """Cord counters and latency, admission gauges and rejections; job metrics register here too."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.registry = CollectorRegistry()
+        self._cords = _CordCollector()
+        self.registry.register(self._cords)
+        self.rejected = Counter(
+            "chutes_requests_rejected",
+            "Requests refused: overloaded, rate_limited, too_large.",
+            ("reason",),
+            registry=self.registry,
+        )
+        in_flight = Gauge("chutes_requests_in_flight", "Cord calls executing now.", registry=self.registry)
+        in_flight.set_function(lambda: admission.in_use)
+        queued = Gauge("chutes_requests_queued", "Cord calls waiting for a slot.", registry=self.registry)
+        queued.set_function(lambda: admission.queued)
+        capacity = Gauge("chutes_concurrency", "Cord calls allowed at once.", registry=self.registry)
+        capacity.set(admission.capacity)
+
+    def cord_stats(self, path: str, method: str) -> CordStats:
+        """The stats record of one cord, exported at scrape time."""
+        stats = CordStats(path, method)
+        self._cords.stats.append(stats)
+        return stats
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,194 @@
+"""The running chute: settings, lifecycle hooks, readiness, the ASGI entry point and the job service."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chutes.invoke import call_handler
+from chutes.server.admission import Admission
+from chutes.server.dispatcher import Dispatcher
+from chutes.server.guard import ApiKeys, RateLimiter
+from chutes.server.metrics import CONTENT_TYPE, Metrics
+from chutes.server.responses import send_bytes, send_json
+from chutes.settings import Settings
+
+if TYPE_CHECKING:
+    from chutes.chute import Chute
+    from chutes.jobs.service import JobService
+
+logger = logging.getLogger("chutes.server")
+
+
+class _Inner:
+    """Stands in for the FastAPI router while the app builds its middleware stack around our dispatcher."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.runtime.dispatcher(scope, receive, send)
+
+
+class Runtime:
+    """Everything that exists while a chute serves; created on the chute's first ASGI call."""
+
+    def __init__(self, chute: Chute) -> None:
+        self.chute = chute
+        self.ready = False
+        self.draining = False
+        self.jobs: JobService | None = None
+        self._job_routes: list[BaseRoute] = []
+        self._configure(Settings())
+
+    def _configure(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admission = Admission(self.chute.concurrency, settings.queue_size, settings.queue_wait)
+        self.metrics = Metrics(self.admission)
+        self.api_keys = ApiKeys(settings.api_key_set)
+        self.rate_limiter = RateLimiter(settings.rate_limit)
+        self.max_body_size = settings.max_body_size
+        self._build_entry()
+
+    def _build_entry(self) -> None:
+        app = self.chute.app
+        if not app.user_middleware:
+            # Nothing of the user's wraps the app: cords skip the framework's stack entirely.
+            self.dispatcher = Dispatcher(self, app)
+            self.entry: ASGIApp = self.dispatcher
+            self.direct = True
+            return
+        self.direct = False
+        # User middleware (CORS, ...) must see cord calls too: let FastAPI build its usual stack, with
+        # our dispatcher where the router sits and the router as the dispatcher's fallback.
+        router = app.router
+        self.dispatcher = Dispatcher(self, router)
+        app.router = _Inner(self)  # type: ignore[assignment]
+        try:
+            self.entry = app.build_middleware_stack()
+        finally:
+            app.router = router
+
+    # -- ASGI ---------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.direct and scope["type"] == "http":
+            route = self.dispatcher.routes.get((scope["method"], scope["path"]))
+            if route is not None:
+                await self.dispatcher.serve_cord(route, scope, receive, send)
+                return
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        scope["app"] = self.chute.app
+        await self.entry(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        startup = await receive()
+        try:
+            await self.startup()
+        except BaseException as exc:
+            logger.exception("chute %s failed to start", self.chute.name)
+            await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        replayed = False
+
+        async def inner_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return startup
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self._drain()
+            return message
+
+        async def inner_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                try:
+                    await self._run_hooks(self.chute.shutdown_hooks)
+                except Exception as exc:
+                    logger.exception("a shutdown hook of chute %s failed", self.chute.name)
+                    message = {"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"}
+            await send(message)
+
+        # The app's own lifespan (FastAPI `lifespan=` / on_event handlers) runs after our startup hooks.
+        scope["app"] = self.chute.app
+        await self.chute.app.router(scope, inner_receive, inner_send)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Read settings, run the startup hooks, start jobs, then build the serving stack and turn ready."""
+        self.ready = False
+        self.draining = False
+        self._configure(Settings())
+        await self._run_hooks(self.chute.startup_hooks)
+        await self._start_jobs()
+        # Hooks may have added middleware, routes or exception handlers: build the stack only now.
+        self._build_entry()
+        # Everything alive now (the app, models loaded by hooks) lives as long as the server: moving it
+        # out of the collector's generations keeps full collections short, and so the latency tail.
+        gc.collect()
+        gc.freeze()
+        self.ready = True
+        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(self.chute.cords), len(self.chute.jobs))
+
+    async def _run_hooks(self, hooks: list[Any]) -> None:
+        for hook in hooks:
+            await call_handler(hook, self.chute, {})
+
+    async def _start_jobs(self) -> None:
+        if not self.chute.jobs:
+            return
+        from chutes.jobs.service import JobService
+
+        app = self.chute.app
+        for route in self._job_routes:  # a previous lifespan of the same chute (tests reuse chutes)
+            if route in app.router.routes:
+                app.router.routes.remove(route)
+        service = JobService(self.chute, self.settings, self.metrics.registry)
+        await service.start()
+        before = list(app.router.routes)
+        app.include_router(service.router())
+        self._job_routes = [route for route in app.router.routes if route not in before]
+        self.jobs = service
+
+    async def _drain(self) -> None:
+        self.ready = False
+        self.draining = True
+        if self.jobs is not None:
+            await self.jobs.stop()
+
+    # -- built-in routes ----------------------------------------------------------------------------
+
+    async def serve_builtin(self, path: str, send: Send) -> None:
+        """Answer ``/_health``, ``/_ready`` or ``/_metrics`` (never gated by admission or API keys)."""
+        if path == "/_metrics":
+            await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE.encode())
+        elif path == "/_ready":
+            if self.ready:
+                await send_json(send, 200, {"status": "ready"})
+            else:
+                await send_json(send, 503, {"status": "draining" if self.draining else "starting"})
+        elif path == "/_health":
+            await self._serve_health(send)
+        else:
+            await send_json(send, 404, {"detail": "Not Found"})
+
+    async def _serve_health(self, send: Send) -> None:
+        try:
+            report: Any = self.chute.health_check()
+            if inspect.isawaitable(report):
+                report = await report
+        except Exception as exc:
+            logger.exception("health check of chute %s raised", self.chute.name)
+            await send_json(send, 503, {"status": "unhealthy", "error": type(exc).__name__})
+            return
+        healthy = isinstance(report, dict) and report.get("status") == "healthy"
+        await send_json(send, 200 if healthy else 503, report)

@@ -1,0 +1,42 @@
+"""Runtime settings, read from ``CHUTES_*`` environment variables when a chute starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server and job settings; every field is overridable with ``CHUTES_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CHUTES_", extra="ignore")
+
+    data_dir: Path = Field(Path(".chutes"), description="Folder holding the job store.")
+    queue_size: int = Field(64, ge=0, description="Cord calls that may wait for a free slot beyond `concurrency`.")
+    queue_wait: float = Field(30.0, ge=0, description="Seconds a queued cord call waits before a 429.")
+    job_backoff: float = Field(1.0, ge=0, description="Delay before a job's first retry; doubles each retry.")
+    job_workers: int = Field(1, ge=1, description="Job runs executing at once in one process.")
+    scheduler: bool = Field(True, description="Fire cron schedules from this process.")
+    timezone: str = Field("UTC", description="Time zone in which cron schedules are read.")
+    host: str = Field("127.0.0.1", description="Address `serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `serve` listens on.")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    api_keys: str = Field(
+        "", description="Comma-separated API keys; when set, cord, job and websocket routes need one."
+    )
+    rate_limit: int = Field(0, ge=0, description="Requests per minute per client address; 0 switches it off.")
+    max_body_size: int = Field(16 * 1024 * 1024, ge=1, description="Largest request body in bytes; larger gets 413.")
+    shutdown_grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish at shutdown.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        """The configured API keys, blanks removed."""
+        return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())

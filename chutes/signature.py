@@ -1,0 +1,185 @@
+"""How a handler's parameters are bound from a request: the whole body, named fields, or nothing."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic_core import PydanticUndefined
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from chutes.errors import HandlerSignatureError
+
+__all__ = ["BindingKind", "HandlerSignature", "ValidationError"]
+
+
+class BindingKind(Enum):
+    """Where a handler's input comes from."""
+
+    NONE = "none"  # no input parameter: the body is ignored
+    MODEL = "model"  # one parameter receives the whole body, validated by a pydantic model
+    DICT = "dict"  # one parameter receives the whole body as a JSON object
+    FIELDS = "fields"  # the body's fields map to parameters by name
+
+
+_DICT_ADAPTER: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def _is_model(annotation: Any) -> bool:
+    return inspect.isclass(annotation) and issubclass(annotation, BaseModel)
+
+
+def _is_dict(annotation: Any) -> bool:
+    return annotation is dict or typing.get_origin(annotation) is dict or annotation is Mapping
+
+
+def _is_injected(annotation: Any, injected: tuple[type, ...]) -> bool:
+    return inspect.isclass(annotation) and issubclass(annotation, injected)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSignature:
+    """The binding of one handler: which parameter gets what, and the pydantic model that validates it.
+
+    ``model`` is always a pydantic model describing the input (the generated ``<Handler>Input`` for
+    :attr:`BindingKind.FIELDS`), so OpenAPI, the README renderer and the job API share one schema.
+    """
+
+    kind: BindingKind
+    model: type[BaseModel] | None
+    param: str | None  # the parameter receiving the whole body (MODEL, DICT)
+    request_param: str | None  # the parameter receiving a starlette Request or WebSocket
+    field_names: tuple[str, ...]
+    list_fields: frozenset[str]
+
+    @classmethod
+    def of(
+        cls,
+        func: Callable[..., Any],
+        *,
+        input_schema: type[BaseModel] | None = None,
+        injected: tuple[type, ...] = (Request,),
+        what: str = "handler",
+    ) -> HandlerSignature:
+        """Inspect ``func`` (whose first parameter is the chute, ``self``) and build its binding."""
+        name = getattr(func, "__qualname__", repr(func))
+        if not callable(func):
+            raise HandlerSignatureError(f"{what} {func!r} is not callable")
+        if input_schema is not None and not _is_model(input_schema):
+            raise HandlerSignatureError(
+                f"{what} {name}: input_schema must be a pydantic BaseModel subclass, got {input_schema!r}"
+            )
+        try:
+            sig = inspect.signature(func)
+        except (TypeError, ValueError) as exc:
+            raise HandlerSignatureError(f"{what} {name}: cannot read its signature ({exc})") from None
+        try:
+            hints = typing.get_type_hints(func, include_extras=True)
+        except Exception as exc:  # an unresolvable forward reference in user code
+            raise HandlerSignatureError(f"{what} {name}: cannot resolve its type hints ({exc})") from None
+        params = list(sig.parameters.values())
+        if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+            raise HandlerSignatureError(
+                f"{what} {name} must take the chute as its first parameter: def {func.__name__}(self, ...)"
+            )
+        request_param: str | None = None
+        inputs: list[inspect.Parameter] = []
+        for param in params[1:]:
+            annotation = hints.get(param.name, param.annotation)
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise HandlerSignatureError(
+                    f"{what} {name}: *args/**kwargs cannot be bound from a request; name each parameter"
+                )
+            if _is_injected(annotation, injected):
+                request_param = param.name
+                continue
+            inputs.append(param.replace(annotation=annotation))
+        if input_schema is not None:
+            if len(inputs) > 1:
+                raise HandlerSignatureError(
+                    f"{what} {name}: with input_schema={input_schema.__name__} it takes one input parameter, "
+                    f"got {len(inputs)} ({', '.join(p.name for p in inputs)})"
+                )
+            param_name = inputs[0].name if inputs else None
+            return cls(BindingKind.MODEL, input_schema, param_name, request_param, (), frozenset())
+        if not inputs:
+            return cls(BindingKind.NONE, None, None, request_param, (), frozenset())
+        if len(inputs) == 1 and inputs[0].default is inspect.Parameter.empty:
+            only = inputs[0]
+            if _is_model(only.annotation):
+                return cls(BindingKind.MODEL, only.annotation, only.name, request_param, (), frozenset())
+            if _is_dict(only.annotation):
+                return cls(BindingKind.DICT, None, only.name, request_param, (), frozenset())
+        fields: dict[str, Any] = {}
+        lists: set[str] = set()
+        for param in inputs:
+            annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+            default = PydanticUndefined if param.default is inspect.Parameter.empty else param.default
+            fields[param.name] = (annotation, default)
+            if typing.get_origin(annotation) in (list, tuple, set, frozenset):
+                lists.add(param.name)
+        model_name = "".join(part[:1].upper() + part[1:] for part in func.__name__.split("_")) + "Input"
+        try:
+            model = create_model(model_name, __config__=ConfigDict(arbitrary_types_allowed=False), **fields)
+        except Exception as exc:  # pydantic refuses an annotation it cannot validate
+            raise HandlerSignatureError(f"{what} {name}: its parameters cannot form an input model ({exc})") from None
+        return cls(BindingKind.FIELDS, model, None, request_param, tuple(fields), frozenset(lists))
+
+    def bind_json(self, body: bytes) -> dict[str, Any]:
+        """Validate a JSON body and return the handler's keyword arguments; raises ``ValidationError``."""
+        if not body.strip():
+            body = b"{}"
+        if self.kind is BindingKind.FIELDS:
+            assert self.model is not None
+            return dict(self.model.__pydantic_validator__.validate_json(body).__dict__)
+        if self.kind is BindingKind.MODEL:
+            assert self.model is not None
+            value = self.model.__pydantic_validator__.validate_json(body)
+            return {self.param: value} if self.param else {}
+        if self.kind is BindingKind.DICT:
+            assert self.param is not None
+            return {self.param: _DICT_ADAPTER.validate_json(body)}
+        return {}
+
+    def bind_python(self, data: Any) -> dict[str, Any]:
+        """Validate already-decoded input (a job's stored input, query parameters) the same way."""
+        if self.kind is BindingKind.FIELDS:
+            assert self.model is not None
+            return dict(self.model.model_validate(data).__dict__)
+        if self.kind is BindingKind.MODEL:
+            assert self.model is not None
+            value = self.model.model_validate(data)
+            return {self.param: value} if self.param else {}
+        if self.kind is BindingKind.DICT:
+            assert self.param is not None
+            return {self.param: _DICT_ADAPTER.validate_python(data)}
+        return {}
+
+    def bind_query(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+        """Validate query parameters; repeated keys become lists for list-typed fields."""
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in self.list_fields:
+                data.setdefault(key, []).append(value)
+            else:
+                data[key] = value
+        return self.bind_python(data)
+
+    def input_json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the input, for documentation."""
+        if self.model is not None:
+            return self.model.model_json_schema()
+        if self.kind is BindingKind.DICT:
+            return {"type": "object"}
+        return {"type": "object", "properties": {}}
+
+
+def websocket_injected() -> tuple[type, ...]:
+    """Parameter types a websocket handler receives from the connection."""
+    return (WebSocket,)
