@@ -223,6 +223,7 @@ class Chute:
                 minimal_input_schema=minimal_input_schema,
                 output_content_type=output_content_type,
                 stream=stream,
+                localns=sys._getframe(1).f_locals,
             )
             for other in self.cords:
                 if (other.public_api_path, other.method) == (cord.public_api_path, cord.method):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ class Cord:
     minimal_input_schema: type[BaseModel] | None = None
     output_content_type: str = "application/json"
     stream: bool = False
+    localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,7 +52,10 @@ class Cord:
             )
         if not isinstance(self.stream, bool):
             raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}")
-        self.signature = HandlerSignature.of(self.func, input_schema=self.input_schema, what="cord")
+        self.signature = HandlerSignature.of(
+            self.func, input_schema=self.input_schema, what="cord", localns=self.localns
+        )
+        self.localns = None  # only needed to resolve annotations; do not keep the frame's locals alive
 
     @property
     def name(self) -> str:

@@ -57,20 +57,35 @@ def _sse_chunk(item: Any) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-async def _aiter_chunks(source: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+async def _aiter_chunks(first: Any, source: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    yield _sse_chunk(first)
     async for item in source:
         yield _sse_chunk(item)
 
 
-def stream_response(result: Any, media_type: str | None) -> StreamingResponse:
-    """Wrap a sync or async iterator in a streaming response with SSE framing for structured chunks."""
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+async def stream_response(result: Any, media_type: str | None) -> StreamingResponse:
+    """Wrap a sync or async iterator in a streaming response with SSE framing for structured chunks.
+
+    The first chunk is produced before the response starts, so a generator that fails at once still
+    gets a proper error status instead of a truncated 200.
+    """
     source: AsyncIterator[Any]
     if inspect.isasyncgen(result) or hasattr(result, "__aiter__"):
-        source = result
+        source = result.__aiter__()
     else:
         source = iterate_in_threadpool(iter(result))
+    try:
+        first = await source.__anext__()
+        body = _aiter_chunks(first, source)
+    except StopAsyncIteration:
+        body = _empty()
     return StreamingResponse(
-        _aiter_chunks(source),
+        body,
         media_type=media_type or "text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -81,13 +96,13 @@ def is_stream(result: Any) -> bool:
     return inspect.isasyncgen(result) or inspect.isgenerator(result) or isinstance(result, Iterator)
 
 
-def to_response(cord: Cord, result: Any) -> Response:
+async def to_response(cord: Cord, result: Any) -> Response:
     """Turn any handler result into a starlette response (the general, not the fastest, path)."""
     if isinstance(result, Response):
         return result
     if is_stream(result):
         media = None if cord.output_content_type == "application/json" else cord.output_content_type
-        return stream_response(result, media)
+        return await stream_response(result, media)
     if isinstance(result, bytes | bytearray | memoryview):
         return Response(bytes(result), media_type=cord.output_content_type)
     return Response(json_bytes(cord, result), media_type="application/json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,7 @@ class Job:
     schedule: str | None = None
     retry_count: int = 3
     timeout: float | None = None
+    localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
 
     def __post_init__(self) -> None:
@@ -63,7 +64,8 @@ class Job:
             isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or self.timeout <= 0
         ):
             raise ChuteDefinitionError(f"timeout must be a positive number of seconds or None, got {self.timeout!r}")
-        self.signature = HandlerSignature.of(self.func, what="job")
+        self.signature = HandlerSignature.of(self.func, what="job", localns=self.localns)
+        self.localns = None
 
     @property
     def max_attempts(self) -> int:

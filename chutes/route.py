@@ -58,7 +58,7 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
             kwargs = {binding.param: payload} if binding.param else {}
         if binding.request_param:
             kwargs[binding.request_param] = request
-        return to_response(cord, await call_handler(cord.func, owner, kwargs))
+        return await to_response(cord, await call_handler(cord.func, owner, kwargs))
 
     params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     if annotation is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,18 @@ def _is_dict(annotation: Any) -> bool:
     return annotation is dict or typing.get_origin(annotation) is dict or annotation is Mapping
 
 
+def _is_collection(annotation: Any) -> bool:
+    """``list[str]``, ``set[int] | None``, ...: query parameters that may repeat."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin is typing.Union or isinstance(annotation, types.UnionType):
+        return any(_is_collection(arg) for arg in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return _is_collection(typing.get_args(annotation)[0])
+    return False
+
+
 def _is_injected(annotation: Any, injected: tuple[type, ...]) -> bool:
     return inspect.isclass(annotation) and issubclass(annotation, injected)
 
@@ -66,8 +79,13 @@ class HandlerSignature:
         input_schema: type[BaseModel] | None = None,
         injected: tuple[type, ...] = (Request,),
         what: str = "handler",
+        localns: Mapping[str, Any] | None = None,
     ) -> HandlerSignature:
-        """Inspect ``func`` (whose first parameter is the chute, ``self``) and build its binding."""
+        """Inspect ``func`` (whose first parameter is the chute, ``self``) and build its binding.
+
+        ``localns`` resolves string annotations naming classes local to the function that declared the
+        handler (``from __future__ import annotations`` in a test or a factory function).
+        """
         name = getattr(func, "__qualname__", repr(func))
         if not callable(func):
             raise HandlerSignatureError(f"{what} {func!r} is not callable")
@@ -80,7 +98,7 @@ class HandlerSignature:
         except (TypeError, ValueError) as exc:
             raise HandlerSignatureError(f"{what} {name}: cannot read its signature ({exc})") from None
         try:
-            hints = typing.get_type_hints(func, include_extras=True)
+            hints = typing.get_type_hints(func, localns=dict(localns) if localns else None, include_extras=True)
         except Exception as exc:  # an unresolvable forward reference in user code
             raise HandlerSignatureError(f"{what} {name}: cannot resolve its type hints ({exc})") from None
         params = list(sig.parameters.values())
@@ -122,7 +140,7 @@ class HandlerSignature:
             annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
             default = PydanticUndefined if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (annotation, default)
-            if typing.get_origin(annotation) in (list, tuple, set, frozenset):
+            if _is_collection(annotation):
                 lists.add(param.name)
         model_name = "".join(part[:1].upper() + part[1:] for part in func.__name__.split("_")) + "Input"
         try:

@@ -334,11 +334,11 @@ class Dispatcher:
             sent = True
             await send(message)
 
-        if not isinstance(result, Response):
-            media = None if route.cord.output_content_type == "application/json" else route.cord.output_content_type
-            result = stream_response(result, media)
-        result.raw_headers.append(id_header)
         try:
+            if not isinstance(result, Response):
+                media = None if route.cord.output_content_type == "application/json" else route.cord.output_content_type
+                result = await stream_response(result, media)
+            result.raw_headers.append(id_header)
             await result(scope, receive, tracking_send)
         except ClientDisconnect:
             return 499

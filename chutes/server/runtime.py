@@ -95,7 +95,7 @@ class Runtime:
         except BaseException as exc:
             logger.exception("chute %s failed to start", self.chute.name)
             await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-            return
+            raise  # as Starlette's router does: the server reports it and exits
         replayed = False
 
         async def inner_receive() -> Message:

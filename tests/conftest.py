@@ -1,0 +1,71 @@
+"""Shared fixtures: a real uvicorn server in a subprocess, on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited early with {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., tuple[int, subprocess.Popen[bytes]]]]:
+    """Start ``python -m <args>`` with a fresh port; every server is stopped at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> tuple[int, subprocess.Popen[bytes]]:
+        port = free_port()
+        full_env = {**os.environ, "CHUTES_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), **(env or {})}
+        argv = [sys.executable, "-m", *[a.replace("{port}", str(port)) for a in args]]
+        proc = subprocess.Popen(
+            argv, cwd=cwd or tmp_path, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        procs.append(proc)
+        wait_ready(port, proc)
+        return port, proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr:
+            proc.stderr.close()

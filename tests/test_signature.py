@@ -1,0 +1,81 @@
+"""How handler parameters bind to request input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from chutes.errors import HandlerSignatureError
+from chutes.signature import BindingKind, HandlerSignature
+
+
+class Params(BaseModel):
+    text: str
+
+
+def test_kinds() -> None:
+    async def none(self: Any) -> None: ...
+    async def model(self: Any, p: Params) -> None: ...
+    async def mapping(self: Any, data: dict[str, Any]) -> None: ...
+    async def fields(self: Any, prompt: str, n: int = 1) -> None: ...
+    async def with_request(self: Any, prompt: str, request: Request) -> None: ...
+    async def optional_model(self: Any, p: Params | None = None) -> None: ...
+
+    assert HandlerSignature.of(none).kind is BindingKind.NONE
+    assert HandlerSignature.of(model).kind is BindingKind.MODEL
+    assert HandlerSignature.of(mapping).kind is BindingKind.DICT
+    assert HandlerSignature.of(fields).kind is BindingKind.FIELDS
+    bound = HandlerSignature.of(with_request)
+    assert (bound.kind, bound.request_param, bound.field_names) == (BindingKind.FIELDS, "request", ("prompt",))
+    # a model parameter with a default is a field like any other
+    assert HandlerSignature.of(optional_model).kind is BindingKind.FIELDS
+
+
+def test_binding_validates() -> None:
+    async def fields(self: Any, prompt: str, n: int = 1) -> None: ...
+
+    binding = HandlerSignature.of(fields)
+    assert binding.bind_json(b'{"prompt": "a", "n": "2"}') == {"prompt": "a", "n": 2}
+    assert binding.bind_python({"prompt": "a"}) == {"prompt": "a", "n": 1}
+    with pytest.raises(ValidationError):
+        binding.bind_json(b"")
+    assert binding.model is not None
+    assert binding.model.__name__ == "FieldsInput"
+    assert binding.input_json_schema()["required"] == ["prompt"]
+
+
+def test_input_schema_overrides_annotation() -> None:
+    async def untyped(self: Any, params) -> None: ...  # type: ignore[no-untyped-def]
+
+    binding = HandlerSignature.of(untyped, input_schema=Params)
+    assert binding.kind is BindingKind.MODEL
+    assert binding.param == "params"
+    assert binding.bind_json(b'{"text": "x"}') == {"params": Params(text="x")}
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (lambda: None, "first parameter"),
+        (lambda self, *args: None, r"\*args/\*\*kwargs"),
+        (lambda self, **kw: None, r"\*args/\*\*kwargs"),
+    ],
+)
+def test_unusable_signatures(func: Any, message: str) -> None:
+    with pytest.raises(HandlerSignatureError, match=message):
+        HandlerSignature.of(func)
+
+
+def test_unresolvable_annotation_is_a_clear_error() -> None:
+    async def handler(self: Any, x: NotDefinedAnywhere) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(HandlerSignatureError, match="cannot resolve its type hints"):
+        HandlerSignature.of(handler)
+
+
+def test_not_callable() -> None:
+    with pytest.raises(HandlerSignatureError, match="not callable"):
+        HandlerSignature.of(42)  # type: ignore[arg-type]
