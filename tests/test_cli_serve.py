@@ -1,0 +1,73 @@
+"""``chutes serve`` and the README's commands, against real servers."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import ROOT
+
+Start = Callable[..., tuple[int, subprocess.Popen[bytes]]]
+
+
+def post(port: int, path: str, body: dict[str, object]) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^python3 -m venv \.venv && .+$", text, flags=re.MULTILINE)
+
+
+def test_readme_serve_command_serves_the_example(start_server: Start) -> None:
+    serve_command = readme_commands()[0]
+    target = serve_command.split("chutes serve ", 1)[1].split()[0]
+    port, _ = start_server(["chutes", "serve", target, "--port", "{port}"], cwd=ROOT)
+    assert post(port, "/echo", {"text": "hello"}) == {"text": "hello"}
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    install_and_test = readme_commands()[1]
+    assert install_and_test.endswith("pip install -e '.[dev]' && .venv/bin/python -m pytest")
+    makefile = (ROOT / "Makefile").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install --quiet -e '.[dev]'" in makefile
+    assert "$(PYTHON) -m pytest" in makefile
+    assert "make install" in ci and "make test" in ci
+
+
+def test_serve_module_target_with_two_workers(tmp_path: Path, start_server: Start) -> None:
+    (tmp_path / "twin.py").write_text(
+        "import os\nfrom chutes.chute import Chute\n"
+        "chute = Chute(username='acme', name='twin', image='python:3.11')\n"
+        "@chute.cord(public_api_path='/pid', method='GET')\n"
+        "async def pid(self) -> int:\n    return os.getpid()\n"
+    )
+    port, proc = start_server(["chutes", "serve", "twin:chute", "--port", "{port}", "--workers", "2"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/pid", timeout=5) as response:
+        assert isinstance(json.loads(response.read()), int)
+    assert proc.poll() is None
+
+
+def test_serve_bad_target_is_one_clean_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chutes", "serve", "nowhere:chute"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: could not import module 'nowhere' (searched from " + str(tmp_path) + ")"
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_usage_error_exits_2() -> None:
+    result = subprocess.run([sys.executable, "-m", "chutes", "serve"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "the following arguments are required: target" in result.stderr
