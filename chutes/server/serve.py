@@ -65,6 +65,9 @@ def _import_string(chute: Chute) -> tuple[str, str] | None:
     for attr, value in vars(module).items():
         if value is chute:
             if module_name == "__main__":
+                spec = getattr(module, "__spec__", None)
+                if spec is not None and spec.name and spec.name != "__main__":  # python -m package.module
+                    return f"{spec.name}:{attr}", str(Path.cwd())
                 path = getattr(module, "__file__", None)
                 if path is None:
                     return None

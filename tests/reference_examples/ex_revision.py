@@ -1,0 +1,17 @@
+"""Reference example: Constructor: revision (lines 134-139 of chute-api-reference.txt).
+
+The code between ``# fmt: off`` and ``# fmt: on`` is the reference's, as written; the rest is test harness.
+"""
+
+# ruff: noqa
+from chutes.chute import Chute
+
+
+# fmt: off
+chute = Chute(
+    username="mycompany",
+    name="text-generator",
+    image="python:3.11",
+    revision="v1.2.0"
+)
+# fmt: on
