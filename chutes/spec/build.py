@@ -1,0 +1,264 @@
+"""Building a ``Chute`` from a structurally valid spec, through the Python API itself.
+
+The spec's tables become the very calls a Python author writes: ``Chute(...)``, then
+``chute.on_startup()(hook)``, ``chute.cord(...)(handler)``, ``chute.job(...)(handler)`` and
+``chute.websocket(path)(handler)``, so a spec gets exactly the Python API's validation. Each error those
+calls raise becomes a problem at the key it is about. Only keys present in the spec are passed, so the
+defaults are the Python API's own.
+
+Parts of the spec that failed the structural check are skipped, the rest is still checked: one run
+reports a typo in ``[chute]`` and a broken handler together (a stand-in chute takes the cords then).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chutes.chute import Chute
+from chutes.errors import ChuteDefinitionError, HandlerSignatureError
+from chutes.image import Image, ImageError
+from chutes.job import check_schedule
+from chutes.node_selector import NodeSelector
+from chutes.path import check_path
+from chutes.spec.errors import KeyPath
+from chutes.spec.reference import Resolver, UnresolvedReferenceError
+from chutes.spec.structure import StructureProblem, describe_value
+
+__all__ = ["build_chute"]
+
+_STEP_ERROR = re.compile(r"^steps\[(?P<index>\d+)\] \((?P<method>\w+)\): (?P<message>.*)$", re.S)
+_SCHEMA_KEYS = ("input_schema", "output_schema", "minimal_input_schema")
+
+
+def build_chute(
+    data: dict[str, Any], bad_paths: list[KeyPath], folder: Path
+) -> tuple[Chute | None, list[StructureProblem]]:
+    """Build the chute ``data`` describes; returns it (None if anything is wrong) and the problems found.
+
+    Args:
+        data: The parsed spec.
+        bad_paths: Key paths that failed the structural check; their parts are not built.
+        folder: The spec's folder, where references and a readme file are resolved.
+    """
+    builder = _Builder(data, bad_paths, folder)
+    chute = builder.run()
+    return chute, builder.problems
+
+
+def _pydantic_message(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+class _Builder:
+    def __init__(self, data: dict[str, Any], bad_paths: list[KeyPath], folder: Path) -> None:
+        self.data = data
+        self.bad_paths = bad_paths
+        self.folder = folder
+        self.resolver = Resolver(folder)
+        self.problems: list[StructureProblem] = []
+
+    def clean(self, path: KeyPath) -> bool:
+        return not any(bad[: len(path)] == path for bad in self.bad_paths)
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        self.problems.append((path, message))
+
+    def run(self) -> Chute | None:
+        chute = self.make_chute()
+        target = chute or Chute(username="spec", name="spec", image="spec")
+        for kind in ("on_startup", "on_shutdown", "cord", "job", "websocket"):
+            entries = self.data.get(kind)
+            for index, entry in enumerate(entries if isinstance(entries, list) else []):
+                if isinstance(entry, dict):
+                    # An entry with a structural mistake still has its references and paths checked.
+                    self.add(target, kind, index, entry, complete=self.clean((kind, index)))
+        return chute if chute is not None and not self.problems and not self.bad_paths else None
+
+    # -- the chute ------------------------------------------------------------------------------------
+
+    def make_chute(self) -> Chute | None:
+        table = self.data.get("chute")
+        if not isinstance(table, dict):
+            return None
+        image = self.image(table)
+        node_selector = self.node_selector()
+        readme = self.readme(table)
+        if not self.clean(("chute",)) or not self.clean(("fastapi",)) or image is None or node_selector is False:
+            return None
+        kwargs = {key: value for key, value in table.items() if key != "image"}
+        if readme is not None:
+            kwargs["readme"] = readme
+        if node_selector is not None:
+            kwargs["node_selector"] = node_selector
+        try:
+            return Chute(image=image, **kwargs, **self.data.get("fastapi", {}))
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.problem(("chute", *error["loc"]), _pydantic_message(error))
+        except ChuteDefinitionError as exc:
+            self.problem(("chute", "image") if "image" in str(exc) else ("chute",), str(exc))
+        except (ValueError, TypeError) as exc:
+            self.problem(("chute",), str(exc))
+        return None
+
+    def image(self, table: dict[str, Any]) -> str | Image | None:
+        reference, built = table.get("image"), self.data.get("image")
+        if reference is not None and built is not None:
+            self.problem(("image",), "the image is given twice, as chute.image and as an [image] table; keep one")
+            return None
+        if reference is None and built is None:
+            self.problem(
+                ("chute",), "missing required key 'image': a reference like 'python:3.11', or an [image] table"
+            )
+            return None
+        if reference is not None:
+            return reference if self.clean(("chute", "image")) else None
+        if not self.clean(("image",)) or not isinstance(built, dict):
+            return None
+        try:
+            return Image.from_steps_data(
+                built["username"], built["name"], built["tag"], built.get("steps", []), built.get("readme", "")
+            )
+        except ImageError as exc:
+            match = _STEP_ERROR.match(str(exc))
+            if match:
+                path: KeyPath = ("image", "steps", int(match["index"]), match["method"])
+                self.problem(path, match["message"])
+            else:
+                key = next((key for key in ("username", "name", "tag", "readme") if f"image {key}" in str(exc)), None)
+                self.problem(("image", key) if key else ("image",), str(exc))
+        return None
+
+    def node_selector(self) -> NodeSelector | None | bool:
+        """The selector, None when absent, False when it is wrong."""
+        table = self.data.get("node_selector")
+        if table is None:
+            return None
+        if not self.clean(("node_selector",)):
+            return False
+        try:
+            return NodeSelector(**table)
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.problem(("node_selector", *error["loc"]), _pydantic_message(error))
+        return False
+
+    def readme(self, table: dict[str, Any]) -> str | None:
+        value = table.get("readme")
+        if not isinstance(value, str) or "\n" in value or not value.lower().endswith(".md"):
+            return None
+        path = self.folder / value
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            self.problem(
+                ("chute", "readme"),
+                f"readme file {value!r} not found beside the spec; write Markdown inline or put the file there",
+            )
+        return None
+
+    # -- decorated functions --------------------------------------------------------------------------
+
+    def resolve(self, entry: KeyPath, data: dict[str, Any], key: str, model: bool = False) -> Any:
+        """The object ``data[key]`` references; None (and a problem unless absent) when there is none."""
+        path = (*entry, key)
+        reference = data.get(key)
+        if not isinstance(reference, str) or not self.clean(path):
+            return None
+        try:
+            found = self.resolver.resolve(reference)
+        except UnresolvedReferenceError as exc:
+            self.problem(path, str(exc))
+            return None
+        if model and not (inspect.isclass(found) and issubclass(found, BaseModel)):
+            self.problem(path, f"{reference!r} is {_kind(found)}, not a pydantic model class")
+            return None
+        if not model and not callable(found):
+            self.problem(path, f"{reference!r} is {_kind(found)}, not a function")
+            return None
+        return found
+
+    def check(self, path: KeyPath, value: Any, checker: Any) -> bool:
+        """Run ``checker(value)`` on a structurally valid value; a ``ChuteDefinitionError`` becomes a problem."""
+        if not isinstance(value, str) or not self.clean(path):
+            return False
+        try:
+            checker(value)
+        except ChuteDefinitionError as exc:
+            self.problem(path, str(exc))
+            return False
+        return True
+
+    def add(self, chute: Chute, kind: str, index: int, entry: dict[str, Any], complete: bool) -> None:
+        where = (kind, index)
+        func = self.resolve(where, entry, "handler")
+        ok = complete and func is not None
+        kwargs = {key: value for key, value in entry.items() if key != "handler"}
+        if kind in ("on_startup", "on_shutdown"):
+            if func is not None and not self.takes_chute_only(where, entry["handler"], func):
+                return
+            if ok:
+                (chute.on_startup if kind == "on_startup" else chute.on_shutdown)()(func)
+        elif kind == "cord":
+            for key in _SCHEMA_KEYS:
+                if key in entry:
+                    kwargs[key] = self.resolve(where, entry, key, model=True)
+                    ok = ok and kwargs[key] is not None
+            ok = self.check((*where, "public_api_path"), entry.get("public_api_path"), _cord_path) and ok
+            if ok:
+                self.decorate(where, "public_api_path", lambda: chute.cord(**kwargs)(func))
+        elif kind == "job":
+            if "schedule" in entry:
+                ok = self.check((*where, "schedule"), entry["schedule"], check_schedule) and ok
+            if ok:
+                self.decorate(where, "name" if "name" in entry else "handler", lambda: chute.job(**kwargs)(func))
+        else:
+            ok = self.check((*where, "path"), entry.get("path"), _websocket_path) and ok
+            if ok:
+                self.decorate(where, "path", lambda: chute.websocket(entry["path"])(func))
+
+    def takes_chute_only(self, where: KeyPath, reference: str, func: Any) -> bool:
+        try:
+            inspect.signature(func).bind(None)
+        except TypeError:
+            self.problem(
+                (*where, "handler"), f"hook {reference!r} must take exactly one parameter, the chute: def hook(self)"
+            )
+            return False
+        except ValueError:
+            pass  # no signature to inspect (a builtin): it fails at startup, as in Python
+        return True
+
+    def decorate(self, entry: KeyPath, name_key: str, call: Any) -> None:
+        """Run one decorator call; place its error at the key it is about."""
+        try:
+            call()
+        except HandlerSignatureError as exc:
+            self.problem((*entry, "handler"), str(exc))
+        except ChuteDefinitionError as exc:
+            message = str(exc)
+            about_name = any(word in message for word in ("already", "declared twice", "job name"))
+            self.problem((*entry, name_key) if about_name else (*entry, "handler"), message)
+        except Exception as exc:  # FastAPI or pydantic refusing something in the user's handler
+            self.problem((*entry, "handler"), f"{type(exc).__name__}: {exc}")
+
+
+def _cord_path(path: str) -> None:
+    check_path(path, "cord")
+
+
+def _websocket_path(path: str) -> None:
+    check_path(path, "websocket")
+
+
+def _kind(value: Any) -> str:
+    if inspect.ismodule(value):
+        return "a module"
+    if inspect.isclass(value):
+        return f"the class {value.__name__}"
+    return describe_value(value) if isinstance(value, (str, int, float, list, dict)) else f"a {type(value).__name__}"

@@ -1,0 +1,232 @@
+"""The spec model: what a ``chute.toml`` (or ``chute.yaml``) may hold, one key per Python parameter.
+
+Every table mirrors a call of the Python API: ``[chute]`` is ``Chute(...)``, ``[image]`` is the
+``Image`` builder, ``[fastapi]`` is the ``**kwargs`` of ``Chute``, ``[node_selector]`` is
+``NodeSelector``, and each ``[[on_startup]]``, ``[[on_shutdown]]``, ``[[cord]]``, ``[[job]]`` and
+``[[websocket]]`` entry is one decorator call, with ``handler`` naming the decorated function as
+``package.module:function``. References resolve from the spec's own folder first, then from the
+current directory (as ``python -m`` does), so a project's ``chute.toml`` sits beside its package.
+
+The image is either ``chute.image``, a reference string, or a top-level ``[image]`` table describing an
+image to build; the name ``image`` is the same in both places. The JSON Schema published in
+``schema/chute.schema.json`` is generated from these models (see ``chutes.spec.schema``). Class
+docstrings and field descriptions become the schema's descriptions, shown by editors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chutes.chute import NAME_PATTERN, NAME_RULE
+from chutes.gpu import gpu_names
+
+__all__ = [
+    "REFERENCE_PATTERN",
+    "ChuteSpec",
+    "ChuteTable",
+    "CordEntry",
+    "FastAPITable",
+    "HookEntry",
+    "ImageStep",
+    "ImageTable",
+    "JobEntry",
+    "NodeSelectorTable",
+    "WebsocketEntry",
+]
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+REFERENCE_PATTERN = rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$"
+"""A 'package.module:attr' reference, resolved from the spec's folder."""
+
+IMAGE_COMPONENT_PATTERN = r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$"
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+if TYPE_CHECKING:
+    GPUName = str
+else:
+    # An enum of catalog names in the schema, so editors complete and check GPU names.
+    GPUName = Literal[tuple(gpu_names())]
+
+
+def _reference(description: str, example: str, required: bool = True) -> Any:
+    return Field(
+        ... if required else None,
+        pattern=REFERENCE_PATTERN,
+        description=f"{description}: a reference like {example!r}, resolved from the spec's folder.",
+    )
+
+
+class _Table(BaseModel):
+    # A misspelt key is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChuteTable(_Table):
+    """The chute itself: the arguments of 'Chute(...)'."""
+
+    username: str = Field(pattern=NAME_PATTERN, description=f"Owner of the chute: {NAME_RULE}.")
+    name: str = Field(pattern=NAME_PATTERN, description=f"Name of the chute: {NAME_RULE}.")
+    tagline: str = Field("", description="A one-line description, shown in the README and OpenAPI.")
+    readme: str = Field(
+        "",
+        description="Documentation for the chute's users: Markdown inline, or the path of a .md file beside the spec.",
+    )
+    standard_template: str | None = Field(None, description="The standard template the chute was built from, if any.")
+    revision: str | None = Field(None, description="A revision or version identifier of the chute.")
+    concurrency: int = Field(1, ge=1, description="How many cord calls execute at once (at least 1).")
+    image: str | None = Field(
+        None,
+        min_length=1,
+        description="Docker image reference to run in, like 'python:3.11'. Leave out to describe a built image "
+        "in a top-level [image] table instead.",
+    )
+
+
+class PipInstallArgs(_Table):
+    """Arguments of 'pip_install' when an index is given."""
+
+    packages: str | list[str] = Field(description="Requirements, like ['numpy>=1.26', 'uvicorn[standard]'].")
+    index_url: str | None = Field(None, description="Package index to install from instead of PyPI.")
+
+
+class EnvArgs(_Table):
+    """Arguments of 'with_env'."""
+
+    key: str = Field(description="Environment variable name, like 'HF_HOME'.")
+    value: str = Field(description="Its value.")
+
+
+class AddArgs(_Table):
+    """Arguments of 'add' (also spelt 'copy')."""
+
+    source: str = Field(description="Path in the build context.")
+    dest: str = Field(description="Path in the image.")
+
+
+class ImageStep(_Table):
+    """One build step: a table with exactly one key, the 'Image' builder method, and its argument."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    from_base: str | None = Field(None, description="Base image, like 'nvidia/cuda:12.4.1-runtime-ubuntu22.04'.")
+    with_python: str | None = Field(None, description="CPython version to make the image's python, like '3.11'.")
+    apt_install: str | list[str] | None = Field(None, description="Debian packages to install, like ['git', 'curl'].")
+    pip_install: str | list[str] | PipInstallArgs | None = Field(
+        None, description="Python packages to install, or a table {packages = [...], index_url = '...'}."
+    )
+    run_command: str | None = Field(None, description="A single-line shell command to run.")
+    with_env: EnvArgs | None = Field(None, description="An environment variable: {key = 'HF_HOME', value = '/cache'}.")
+    set_workdir: str | None = Field(None, description="Working directory for later steps and the container.")
+    set_user: str | None = Field(None, description="User (name or uid[:gid]) for later steps and the container.")
+    add: AddArgs | None = Field(None, description="Copy files into the image: {source = '.', dest = '/app'}.")
+    copy_: AddArgs | None = Field(None, alias="copy", description="Same as add.")
+    with_entrypoint: list[str] | None = Field(
+        None, description="Entrypoint in exec form, like ['python', '-m', 'app']."
+    )
+    with_maintainer: str | None = Field(None, description="Who maintains the image, like 'Jane <jane@example.com>'.")
+    expose: int | None = Field(None, ge=1, le=65535, description="A port the container listens on.")
+
+
+class ImageTable(_Table):
+    """An image to build: the arguments of 'Image(...)' and its builder steps in order."""
+
+    username: str = Field(pattern=IMAGE_COMPONENT_PATTERN, description="Owner of the image, like 'mycompany'.")
+    name: str = Field(pattern=IMAGE_COMPONENT_PATTERN, description="Name of the image, like 'custom-ai'.")
+    tag: str = Field(pattern=IMAGE_TAG_PATTERN, description="Docker tag, like '1.0'.")
+    readme: str = Field("", description="A free-form description of the image.")
+    steps: list[ImageStep] = Field(
+        default_factory=list, description="Build steps in order, each a one-key table like {apt_install = ['git']}."
+    )
+
+
+class FastAPITable(_Table):
+    """Settings passed to FastAPI: the '**kwargs' of 'Chute(...)'. An empty string disables a URL."""
+
+    title: str | None = Field(None, description="API title in OpenAPI (defaults to the chute's name).")
+    summary: str | None = Field(None, description="A short summary of the API.")
+    description: str | None = Field(None, description="API description in OpenAPI (defaults to the tagline).")
+    version: str | None = Field(None, description="API version in OpenAPI.")
+    openapi_url: str | None = Field(None, description="Where the OpenAPI document is served ('' to disable).")
+    docs_url: str | None = Field(None, description="Where the Swagger UI is served ('' to disable).")
+    redoc_url: str | None = Field(None, description="Where ReDoc is served ('' to disable).")
+    terms_of_service: str | None = Field(None, description="URL of the terms of service.")
+    contact: dict[str, str] | None = Field(None, description="Contact table: name, url, email.")
+    license_info: dict[str, str] | None = Field(None, description="License table: name, identifier or url.")
+    openapi_tags: list[dict[str, Any]] | None = Field(None, description="OpenAPI tag descriptions.")
+    servers: list[dict[str, Any]] | None = Field(None, description="OpenAPI servers, each with a url.")
+    root_path: str | None = Field(None, description="The path prefix the API is served under behind a proxy.")
+    debug: bool | None = Field(None, description="FastAPI debug mode.")
+    deprecated: bool | None = Field(None, description="Mark every route deprecated in OpenAPI.")
+    swagger_ui_parameters: dict[str, Any] | None = Field(None, description="Extra Swagger UI configuration.")
+
+
+class NodeSelectorTable(_Table):
+    """Which GPUs the chute runs on: the arguments of 'NodeSelector(...)'. Leave out for CPU-only chutes."""
+
+    gpu_count: int = Field(1, ge=1, le=8, description="Number of GPUs per instance (1-8).")
+    min_vram_gb_per_gpu: int = Field(16, ge=0, description="Minimum VRAM of each GPU in GB.")
+    max_hourly_price_per_gpu: float | None = Field(
+        None, gt=0, description="Maximum indicative price per GPU-hour in USD."
+    )
+    include: list[GPUName] | None = Field(None, description="Only these GPUs (catalog names like 'h100').")
+    exclude: list[GPUName] | None = Field(None, description="Never these GPUs (catalog names like 't4').")
+
+
+class HookEntry(_Table):
+    """A lifecycle hook: 'async def hook(self)', like '@chute.on_startup()' / '@chute.on_shutdown()'."""
+
+    handler: str = _reference("The hook function, taking the chute as its only parameter", "app.model:load_model")
+
+
+class CordEntry(_Table):
+    """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
+
+    handler: str = _reference("The function serving the cord", "app.api:generate")
+    public_api_path: str = Field(description="URL path of the cord, like '/generate'.")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field("POST", description="HTTP method.")
+    input_schema: str | None = _reference(
+        "Pydantic model of the whole request body", "app.api:GenerationInput", required=False
+    )
+    output_schema: str | None = _reference("Pydantic model of the response", "app.api:GenerationOutput", required=False)
+    minimal_input_schema: str | None = _reference(
+        "Pydantic model of the smallest valid input", "app.api:MinimalInput", required=False
+    )
+    output_content_type: str = Field(
+        "application/json", pattern=r"^[^/\s]+/[^/\s]+$", description="Media type of the response, like 'image/png'."
+    )
+    stream: bool = Field(False, description="Whether the cord streams its output (a generator or StreamingResponse).")
+
+
+class JobEntry(_Table):
+    """A background job: the arguments of '@chute.job(...)' and the function it decorates."""
+
+    handler: str = _reference("The job function", "app.jobs:cleanup")
+    name: str | None = Field(None, description="Job name (defaults to the function's name); 'runs' is reserved.")
+    schedule: str | None = Field(None, description="5-field cron expression, like '0 2 * * *' (UTC unless configured).")
+    retry_count: int = Field(3, ge=0, le=100, description="Retries after a failed attempt (0-100).")
+    timeout: float | None = Field(None, gt=0, description="Seconds each attempt may run.")
+
+
+class WebsocketEntry(_Table):
+    """A websocket endpoint: '@chute.websocket(path)' on 'async def handler(self, websocket)'."""
+
+    handler: str = _reference("The websocket function", "app.api:chat")
+    path: str = Field(description="URL path of the websocket, like '/chat'.")
+
+
+class ChuteSpec(_Table):
+    """A chute defined declaratively: metadata, image, hardware, hooks, cords, jobs and websockets."""
+
+    chute: ChuteTable = Field(description="The chute's metadata: the arguments of Chute(...).")
+    image: ImageTable | None = Field(
+        None, description="An image to build; use it instead of chute.image (a reference string)."
+    )
+    fastapi: FastAPITable | None = Field(None, description="FastAPI settings (the **kwargs of Chute).")
+    node_selector: NodeSelectorTable | None = Field(None, description="GPU requirements; leave out for CPU only.")
+    on_startup: list[HookEntry] = Field(default_factory=list, description="Hooks run at startup, in order.")
+    on_shutdown: list[HookEntry] = Field(default_factory=list, description="Hooks run at shutdown, in order.")
+    cord: list[CordEntry] = Field(default_factory=list, description="HTTP endpoints, one [[cord]] each.")
+    job: list[JobEntry] = Field(default_factory=list, description="Background and cron jobs, one [[job]] each.")
+    websocket: list[WebsocketEntry] = Field(default_factory=list, description="Websockets, one [[websocket]] each.")

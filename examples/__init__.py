@@ -1,0 +1,1 @@
+"""Handler modules of the example specs in ``specs/``: plain Python, no model download."""

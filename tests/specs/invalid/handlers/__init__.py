@@ -1,0 +1,1 @@
+"""Handler modules for the invalid spec examples."""

@@ -1,0 +1,2 @@
+async def echo(self, text: str) -> dict
+    return {"text": text}

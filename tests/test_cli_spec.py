@@ -1,0 +1,99 @@
+"""The spec commands: ``validate``, ``schema``, ``export`` and ``init``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from chutes.cli import main
+from chutes.spec.schema import schema_path, schema_text
+
+ROOT = Path(__file__).resolve().parent.parent
+INVALID = ROOT / "tests" / "specs" / "invalid"
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def test_validate_valid_specs_prints_ok_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "specs/hello/chute.toml", "specs/wordcount/chute.yaml"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["specs/hello/chute.toml: ok", "specs/wordcount/chute.yaml: ok"]
+    assert err == ""
+
+
+def test_validate_reports_problems_on_stderr_and_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(INVALID)
+    assert main(["validate", "typo_chute_key.toml", str(ROOT / "specs" / "hello" / "chute.toml")]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == (INVALID / "typo_chute_key.errors.txt").read_text().splitlines()
+    assert out.splitlines() == [f"{ROOT / 'specs' / 'hello' / 'chute.toml'}: ok"]
+
+
+def test_validate_missing_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "nope/chute.toml"]) == 1
+    assert capsys.readouterr().err == "nope/chute.toml: cannot read the spec: No such file or directory\n"
+
+
+def test_validate_needs_a_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["validate"])
+    assert caught.value.code == 2
+
+
+def test_schema_prints_the_published_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    out = capsys.readouterr().out
+    assert out == schema_text() == (ROOT / "schema" / "chute.schema.json").read_text(encoding="utf-8")
+    assert json.loads(out)["title"] == "chute.toml"
+
+
+def test_schema_path_points_at_the_installed_copy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "--path"]) == 0
+    assert capsys.readouterr().out.strip() == str(schema_path())
+    assert schema_path().is_file()
+
+
+def test_export_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "examples.textkit_chute:chute"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[chute]\n")
+    assert '[[job]]\nhandler = "examples.textkit:nightly_report"' in out
+
+
+def test_export_to_a_file_that_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "chute.yaml"
+    assert main(["export", "examples.textkit_chute:chute", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").startswith("chute:\n")
+    assert main(["validate", str(out)]) == 0
+
+
+def test_export_of_a_bad_target_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "examples.textkit_chute:nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert len(err.splitlines()) == 1
+
+
+def test_init_then_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "new-chute"
+    try:
+        assert main(["init", str(folder), "--username", "acme"]) == 0
+        assert f"wrote {folder / 'chute.toml'}" in capsys.readouterr().out
+        assert main(["validate", str(folder / "chute.toml")]) == 0
+        assert main(["init", str(folder)]) == 1
+        assert "is not empty" in capsys.readouterr().err
+    finally:
+        sys.modules.pop("app", None)
+
+
+def test_init_rejects_a_bad_username(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", str(tmp_path / "x"), "--username", "Bad_Name"]) == 2
+    assert not (tmp_path / "x").exists()
