@@ -1,7 +1,7 @@
 # One definition of the checks, used by developers and by CI (.ci/run).
 PYTHON ?= .venv/bin/python
 
-.PHONY: install lint typecheck test check bench
+.PHONY: install lint typecheck test check bench schema
 
 install:
 	python3 -m venv .venv
@@ -23,3 +23,8 @@ check: lint typecheck test
 bench:
 	$(PYTHON) benchmarks/bench_server.py
 	$(PYTHON) benchmarks/bench_jobs.py
+
+# Regenerate the published JSON Schema of the spec (a test fails when either copy drifts).
+schema:
+	$(PYTHON) -m chutes schema > schema/chute.schema.json
+	cp schema/chute.schema.json chutes/spec/chute.schema.json
