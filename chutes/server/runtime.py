@@ -144,8 +144,6 @@ class Runtime:
             await call_handler(hook, self.chute, {})
 
     async def _start_jobs(self) -> None:
-        if not self.chute.jobs:
-            return
         from chutes.jobs.service import JobService
 
         app = self.chute.app

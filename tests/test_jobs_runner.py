@@ -1,0 +1,276 @@
+"""Executing runs: retries with exponential backoff, per-attempt timeouts, cancellation and orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from chutes.chute import Chute
+from chutes.jobs.clock import ManualClock
+from chutes.jobs.metrics import JobMetrics
+from chutes.jobs.runner import Runner, is_orphan, new_owner
+from chutes.jobs.store import Run, RunStore
+
+chute = Chute(username="test", name="runner-test", image="python:3.11")
+calls: dict[str, int] = {}
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+@chute.job()
+async def add(self: Chute, a: int, b: int = 1) -> Point:
+    return Point(x=a + b, y=0)
+
+
+@chute.job(retry_count=3)
+async def flaky(self: Chute, fail_times: int) -> str:
+    calls["flaky"] = calls.get("flaky", 0) + 1
+    if calls["flaky"] <= fail_times:
+        raise RuntimeError(f"failure {calls['flaky']}")
+    return "finally"
+
+
+@chute.job(retry_count=1, timeout=0.02)
+async def sleepy(self: Chute) -> None:
+    await asyncio.sleep(30)
+
+
+@chute.job(retry_count=0, timeout=0.02)
+def sync_sleepy(self: Chute) -> None:
+    time.sleep(0.2)  # the abandoned thread ends on its own shortly after
+
+
+@chute.job(retry_count=2)
+async def own_timeout(self: Chute) -> None:
+    raise TimeoutError("the upstream API timed out")
+
+
+@chute.job(retry_count=2)
+async def blocked(self: Chute) -> None:
+    await asyncio.sleep(30)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "runs.db")
+
+
+def make_runner(store: RunStore, clock: ManualClock, backoff: float = 1.0) -> Runner:
+    return Runner(chute, store, clock, JobMetrics(CollectorRegistry()), backoff)
+
+
+async def drive(clock: ManualClock, work: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``work``, moving the manual clock to each sleeper's deadline as soon as one waits."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        wakeup = clock.next_wakeup
+        if wakeup is not None:
+            clock.advance(wakeup - clock.time())
+        await asyncio.sleep(0.001)
+    return task.result()
+
+
+def execute(store: RunStore, runner: Runner, clock: ManualClock, name: str, data: str = "{}") -> Run:
+    async def scenario() -> Run:
+        store.submit(name, data, chute.jobs[name].max_attempts, "api", clock.time())
+        run = store.claim(runner.owner, [name], clock.time(), runner.lease_until())
+        assert run is not None
+        await drive(clock, runner.execute(run))
+        final = store.get(run.id)
+        assert final is not None
+        return final
+
+    return asyncio.run(scenario())
+
+
+def test_a_run_completes_with_its_result_as_json(store: RunStore) -> None:
+    clock = ManualClock(1000.0)
+    run = execute(store, make_runner(store, clock), clock, "add", '{"a": 2}')
+    assert (run.status, run.attempts, run.result, run.error) == ("completed", 1, {"x": 3, "y": 0}, None)
+    assert run.finished_at == 1000.0
+
+
+def test_retries_back_off_exponentially_then_succeed(store: RunStore) -> None:
+    calls.clear()
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock, backoff=1.5), clock, "flaky", '{"fail_times": 3}')
+    assert (run.status, run.attempts, run.result) == ("completed", 4, "finally")
+    assert clock.slept == [1.5, 3.0, 6.0]
+    assert run.finished_at == 10.5
+    assert run.error is None  # a completed run carries no error
+
+
+def test_a_run_fails_once_its_attempts_are_spent(store: RunStore) -> None:
+    calls.clear()
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock), clock, "flaky", '{"fail_times": 10}')
+    assert (run.status, run.attempts, run.error) == ("failed", 4, "RuntimeError: failure 4")
+    assert clock.slept == [1.0, 2.0, 4.0]
+
+
+def test_each_attempt_is_bounded_by_the_timeout(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock, backoff=0.0), clock, "sleepy")
+    assert (run.status, run.attempts) == ("failed", 2)
+    assert run.error == "attempt 2 of 2 timed out after 0.02 s"
+
+
+def test_a_sync_job_that_times_out_is_abandoned(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    started = time.monotonic()
+    run = execute(store, make_runner(store, clock), clock, "sync_sleepy")
+    assert time.monotonic() - started < 0.15
+    assert (run.status, run.error) == ("failed", "attempt 1 of 1 timed out after 0.02 s")
+
+
+def test_a_timeout_error_raised_by_the_job_is_an_ordinary_failure(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock, backoff=0.0), clock, "own_timeout")
+    assert (run.status, run.attempts, run.error) == ("failed", 3, "TimeoutError: the upstream API timed out")
+
+
+def test_invalid_stored_input_fails_without_retrying(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock), clock, "add", '{"a": "not a number"}')
+    assert (run.status, run.attempts) == ("failed", 1)
+    assert run.error is not None
+    assert run.error.startswith("invalid input: ")
+
+
+def test_metrics_count_finished_runs(store: RunStore) -> None:
+    clock = ManualClock(50.0)
+    registry = CollectorRegistry()
+    runner = Runner(chute, store, clock, JobMetrics(registry), 0.0)
+    execute(store, runner, clock, "add", '{"a": 1}')
+    assert registry.get_sample_value("chutes_job_runs_total", {"job": "add", "status": "completed"}) == 1
+    assert registry.get_sample_value("chutes_job_run_duration_seconds_count", {"job": "add"}) == 1
+    assert registry.get_sample_value("chutes_job_last_success_timestamp_seconds", {"job": "add"}) == 50.0
+
+
+async def _start_blocked(store: RunStore, runner: Runner, clock: ManualClock) -> tuple[Run, asyncio.Task[None]]:
+    store.submit("blocked", "{}", 3, "api", clock.time())
+    run = store.claim(runner.owner, ["blocked"], clock.time(), runner.lease_until())
+    assert run is not None
+    task = asyncio.create_task(runner.execute(run))
+    await asyncio.sleep(0.01)
+    assert run.id in runner.running
+    return run, task
+
+
+def test_cancel_by_request_stops_the_run(store: RunStore) -> None:
+    async def scenario() -> None:
+        clock = ManualClock(0.0)
+        runner = make_runner(store, clock)
+        run, task = await _start_blocked(store, runner, clock)
+        store.cancel(run.id, 1.0)
+        assert runner.cancel(run.id, "cancel") is not None
+        await asyncio.wait_for(task, 1)
+        assert runner.running == {}
+        assert store.get(run.id).status == "cancelled"  # type: ignore[union-attr]
+        assert runner.cancel(run.id, "cancel") is None
+
+    asyncio.run(scenario())
+
+
+def test_a_run_cancelled_by_another_process_stops_at_the_next_lease_renewal(store: RunStore) -> None:
+    async def scenario() -> None:
+        clock = ManualClock(0.0)
+        runner = make_runner(store, clock)
+        run, task = await _start_blocked(store, runner, clock)
+        runner.keep_leases()
+        assert not task.done()
+        assert store.get(run.id).lease_until == runner.lease  # type: ignore[union-attr]
+        store.cancel(run.id, 1.0)  # as another process would, through its API
+        runner.keep_leases()
+        await asyncio.wait_for(task, 1)
+        assert store.get(run.id).status == "cancelled"  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+
+
+def test_shutdown_puts_the_run_back_without_counting_the_attempt(store: RunStore) -> None:
+    async def scenario() -> None:
+        clock = ManualClock(0.0)
+        runner = make_runner(store, clock)
+        run, task = await _start_blocked(store, runner, clock)
+        runner.cancel(run.id, "shutdown")
+        await asyncio.wait_for(task, 1)
+        stored = store.get(run.id)
+        assert stored is not None
+        assert (stored.status, stored.attempts, stored.owner) == ("queued", 0, None)
+
+    asyncio.run(scenario())
+
+
+def test_orphans_are_runs_whose_process_is_gone() -> None:
+    store_owner = new_owner()
+    host, pid, _ = store_owner.split(":")
+    assert int(pid) == os.getpid()
+    assert is_orphan(None, None, 0.0)
+    assert is_orphan(f"{host}:{pid}:gone", 100.0, 0.0)  # this process, but no runner of that name lives here
+    assert not is_orphan("elsewhere:1:abc", 100.0, 0.0)  # another host: trusted until its lease expires
+    assert is_orphan("elsewhere:1:abc", 100.0, 101.0)
+    assert not is_orphan(f"{host}:{os.getppid()}:abc", 100.0, 0.0)  # a live sibling process
+    dead = _dead_pid()
+    assert is_orphan(f"{host}:{dead}:abc", 100.0, 0.0)
+
+
+def test_a_live_runner_never_loses_its_runs(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    runner = make_runner(store, clock)
+    assert not is_orphan(runner.owner, 0.0, 1e9)  # even with its lease long expired (a manual clock jump)
+    runner.close()
+    assert is_orphan(runner.owner, 0.0, 1e9)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_recover_requeues_a_dead_process_run(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    runner = make_runner(store, clock)
+    run = store.submit("add", '{"a": 1}', 4, "api", 0.0)
+    host = runner.owner.split(":")[0]
+    store.claim(f"{host}:{_dead_pid()}:x", ["add"], 0.0, 30.0)
+    changed = runner.recover()
+    assert [(r.id, r.status, r.attempts) for r in changed] == [(run.id, "queued", 1)]
+
+
+def test_sync_jobs_run_off_the_event_loop(store: RunStore) -> None:
+    seen: list[int | None] = []
+    local = Chute(username="test", name="thread-test", image="python:3.11")
+
+    @local.job()
+    def where(self: Chute) -> None:
+        seen.append(threading.get_ident())
+
+    clock = ManualClock(0.0)
+    runner = Runner(local, store, clock, None, 0.0)
+
+    async def scenario() -> None:
+        store.submit("where", "{}", 1, "api", 0.0)
+        run = store.claim(runner.owner, ["where"], 0.0, 30.0)
+        assert run is not None
+        await runner.execute(run)
+
+    asyncio.run(scenario())
+    assert seen
+    assert seen[0] != threading.get_ident()

@@ -1,0 +1,148 @@
+"""Cron firing with a manual clock: on time, once across processes, no bursts, no overlap."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chutes.chute import Chute
+from chutes.jobs.clock import ManualClock
+from chutes.jobs.scheduler import Scheduler, next_fire, time_zone
+from chutes.jobs.store import Run, RunStore
+
+chute = Chute(username="test", name="scheduler-test", image="python:3.11")
+
+
+@chute.job(schedule="* * * * *")
+async def every_minute(self: Chute) -> None:
+    return None
+
+
+@chute.job(schedule="0 2 * * *")
+async def nightly(self: Chute) -> None:
+    return None
+
+
+@chute.job()
+async def on_demand(self: Chute) -> None:
+    return None
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_next_fire_reads_the_schedule_in_its_time_zone() -> None:
+    start = ts("2024-01-15T10:30:00")
+    assert next_fire("0 2 * * *", time_zone("UTC"), start) == ts("2024-01-16T02:00:00")
+    assert next_fire("0 2 * * *", time_zone("Europe/Paris"), start) == ts("2024-01-16T01:00:00")
+    assert next_fire("*/15 * * * *", time_zone("UTC"), ts("2024-01-15T10:30:00")) == ts("2024-01-15T10:45:00")
+
+
+def test_an_unknown_time_zone_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        time_zone("Mars/Olympus")
+
+
+def test_only_scheduled_jobs_are_watched_and_next_run_is_reported(tmp_path: Path) -> None:
+    clock = ManualClock(ts("2024-01-15T10:30:20"))
+    scheduler = Scheduler(chute.jobs.values(), RunStore(tmp_path / "s.db"), clock, "UTC")
+    assert [job.name for job in scheduler.jobs] == ["every_minute", "nightly"]
+    assert scheduler.next_run(chute.jobs["every_minute"]) == ts("2024-01-15T10:31:00")
+    assert scheduler.next_run(chute.jobs["on_demand"]) is None
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_fires_each_time_once_across_two_processes_and_skips_missed_times(tmp_path: Path) -> None:
+    async def scenario() -> list[Run]:
+        clock = ManualClock(ts("2024-01-15T10:30:20"))
+        fired: list[Run] = []
+        # Two schedulers on two connections to one file: two server processes sharing a store.
+        schedulers = [
+            Scheduler([chute.jobs["every_minute"]], RunStore(tmp_path / "s.db"), clock, "UTC", on_fire=fired.append)
+            for _ in range(2)
+        ]
+        store = RunStore(tmp_path / "s.db")
+        tasks = [asyncio.create_task(scheduler.run()) for scheduler in schedulers]
+        await _settle()
+        clock.advance(39.0)  # 10:30:59: not yet
+        await _settle()
+        assert fired == []
+        clock.advance(1.0)  # 10:31:00
+        await _settle()
+        assert len(fired) == 1
+        # The run is done before the next minute, so the next time fires too.
+        run = store.claim("worker", ["every_minute"], clock.time(), clock.time() + 30)
+        assert run is not None
+        store.complete(run.id, "worker", "null", clock.time())
+        clock.advance(60.0)  # 10:32:00
+        await _settle()
+        assert len(fired) == 2
+        run = store.claim("worker", ["every_minute"], clock.time(), clock.time() + 30)
+        assert run is not None
+        store.complete(run.id, "worker", "null", clock.time())
+        # The process stalls for 10 minutes: it fires once on waking, not ten times.
+        clock.advance(600.0)
+        await _settle()
+        assert len(fired) == 3
+        assert schedulers[0].next_run(chute.jobs["every_minute"]) == ts("2024-01-15T10:43:00")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return fired
+
+    fired = asyncio.run(scenario())
+    assert [run.scheduled_for for run in fired] == [
+        ts("2024-01-15T10:31:00"),
+        ts("2024-01-15T10:32:00"),
+        ts("2024-01-15T10:42:00"),
+    ]
+    assert all(run.trigger == "schedule" and run.input == {} for run in fired)
+
+
+def test_a_scheduled_run_still_going_is_not_overlapped(tmp_path: Path) -> None:
+    async def scenario() -> list[Run]:
+        clock = ManualClock(ts("2024-01-15T10:30:30"))
+        fired: list[Run] = []
+        store = RunStore(tmp_path / "s.db")
+        scheduler = Scheduler([chute.jobs["every_minute"]], store, clock, "UTC", on_fire=fired.append)
+        task = asyncio.create_task(scheduler.run())
+        await _settle()
+        clock.advance(30.0)
+        await _settle()
+        store.claim("worker", ["every_minute"], clock.time(), clock.time() + 300)  # still running a minute later
+        clock.advance(60.0)
+        await _settle()
+        clock.advance(60.0)
+        await _settle()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return fired
+
+    fired = asyncio.run(scenario())
+    assert [run.scheduled_for for run in fired] == [ts("2024-01-15T10:31:00")]
+
+
+def test_schedules_start_from_now_without_replaying_the_past(tmp_path: Path) -> None:
+    async def scenario() -> list[Run]:
+        clock = ManualClock(ts("2024-01-15T10:30:30"))
+        fired: list[Run] = []
+        store = RunStore(tmp_path / "s.db")
+        store.fire("nightly", int(ts("2024-01-14T02:00:00")), 4, ts("2024-01-14T02:00:00"))  # an old firing
+        scheduler = Scheduler([chute.jobs["nightly"]], store, clock, "UTC", on_fire=fired.append)
+        task = asyncio.create_task(scheduler.run())
+        await _settle()
+        assert fired == []
+        assert scheduler.next_run(chute.jobs["nightly"]) == ts("2024-01-16T02:00:00")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return fired
+
+    assert asyncio.run(scenario()) == []

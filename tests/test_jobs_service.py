@@ -1,0 +1,299 @@
+"""The job service: workers, graceful shutdown, recovery after a crash, the scheduler and foreground runs."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from chutes.chute import Chute
+from chutes.jobs.clock import ManualClock
+from chutes.jobs.runner import new_owner
+from chutes.jobs.service import HEARTBEAT_SECONDS, JobService, UnknownJobError
+from chutes.jobs.store import Run, RunStore
+from chutes.settings import Settings
+
+chute = Chute(username="test", name="service-test", image="python:3.11")
+gates: dict[str, asyncio.Event] = {}
+T0 = 1_705_314_630.0  # 2024-01-15T10:30:30Z
+
+
+@chute.job()
+async def echo(self: Chute, value: Any = None) -> Any:
+    return value
+
+
+@chute.job(retry_count=1)
+async def gated(self: Chute, gate: str) -> str:
+    await gates[gate].wait()
+    return gate
+
+
+@chute.job(retry_count=0)
+async def broken(self: Chute) -> None:
+    raise ValueError("nope")
+
+
+@chute.job(schedule="* * * * *")
+async def ticker(self: Chute) -> str:
+    return "tick"
+
+
+def make(tmp_path: Path, clock: ManualClock | None = None, target: Chute = chute, **overrides: Any) -> JobService:
+    values: dict[str, Any] = {"data_dir": tmp_path, "job_backoff": 0.0, "shutdown_grace": 0.05} | overrides
+    return JobService(target, Settings(**values), CollectorRegistry(), clock or ManualClock(T0))
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 3.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.002)
+    return value
+
+
+def status(service: JobService, run_id: str) -> str | None:
+    assert service.store is not None
+    run = service.store.get(run_id)
+    return None if run is None else run.status
+
+
+def test_a_chute_without_jobs_creates_no_files(tmp_path: Path) -> None:
+    empty = Chute(username="test", name="no-jobs", image="python:3.11")
+    service = make(tmp_path / "data", target=empty)
+
+    async def scenario() -> None:
+        await service.start()
+        assert service.definitions() == []
+        await service.stop()
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "data").exists()
+
+
+def test_submitted_runs_complete(tmp_path: Path) -> None:
+    service = make(tmp_path)
+
+    async def scenario() -> None:
+        await service.start()
+        run = service.submit("echo", b'{"value": [1, 2]}')
+        assert (run.status, run.trigger, run.input) == ("queued", "api", {"value": [1, 2]})
+        await eventually(lambda: status(service, run.id) == "completed")
+        assert service.store is not None
+        assert service.store.get(run.id).result == [1, 2]  # type: ignore[union-attr]
+        with pytest.raises(UnknownJobError):
+            service.submit("missing", b"{}")
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_job_workers_run_several_runs_at_once(tmp_path: Path) -> None:
+    service = make(tmp_path, job_workers=2)
+
+    async def scenario() -> None:
+        gates["a"], gates["b"] = asyncio.Event(), asyncio.Event()
+        await service.start()
+        runs = [service.submit("gated", b'{"gate": "a"}'), service.submit("gated", b'{"gate": "b"}')]
+        await eventually(lambda: all(status(service, run.id) == "running" for run in runs))
+        gates["a"].set()
+        gates["b"].set()
+        await eventually(lambda: all(status(service, run.id) == "completed" for run in runs))
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_stop_waits_for_runs_that_finish_within_the_grace_period(tmp_path: Path) -> None:
+    service = make(tmp_path, shutdown_grace=5.0)
+
+    async def scenario() -> str | None:
+        gates["soon"] = asyncio.Event()
+        await service.start()
+        run = service.submit("gated", b'{"gate": "soon"}')
+        await eventually(lambda: status(service, run.id) == "running")
+        asyncio.get_running_loop().call_later(0.02, gates["soon"].set)
+        store = service.store
+        await service.stop()
+        assert store is not None
+        return RunStore(store.path).get(run.id).status  # type: ignore[union-attr]
+
+    assert asyncio.run(scenario()) == "completed"
+
+
+def test_stop_requeues_runs_past_the_grace_period_and_the_next_start_runs_them(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        gates["never"] = asyncio.Event()
+        first = make(tmp_path, shutdown_grace=0.02)
+        await first.start()
+        running = first.submit("gated", b'{"gate": "never"}')
+        waiting = first.submit("echo", b'{"value": 1}')
+        await eventually(lambda: status(first, running.id) == "running")
+        await first.stop()
+        store = RunStore(tmp_path / "service-test.jobs.sqlite3")
+        interrupted = store.get(running.id)
+        assert interrupted is not None
+        assert (interrupted.status, interrupted.attempts, interrupted.owner) == ("queued", 0, None)
+        assert store.get(waiting.id).status in ("queued", "completed")  # type: ignore[union-attr]
+
+        gates["never"].set()
+        second = make(tmp_path)
+        await second.start()
+        await eventually(lambda: status(second, running.id) == "completed")
+        await eventually(lambda: status(second, waiting.id) == "completed")
+        assert store.get(running.id).attempts == 1  # type: ignore[union-attr]
+        await second.stop()
+
+    asyncio.run(scenario())
+
+
+def _dead_owner() -> str:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    host, _, token = new_owner().split(":")
+    return f"{host}:{process.pid}:{token}"
+
+
+def test_start_takes_up_runs_of_a_crashed_process(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "service-test.jobs.sqlite3")
+    retry = store.submit("echo", '{"value": "again"}', 4, "api", T0)
+    spent = store.submit("broken", "{}", 1, "api", T0)
+    dead = _dead_owner()
+    store.claim(dead, ["echo"], T0, T0 + 30)
+    store.claim(dead, ["broken"], T0, T0 + 30)
+    service = make(tmp_path)
+
+    async def scenario() -> None:
+        await service.start()
+        await eventually(lambda: status(service, retry.id) == "completed")
+        await service.stop()
+
+    asyncio.run(scenario())
+    done = store.get(retry.id)
+    assert done is not None
+    assert (done.attempts, done.result) == (2, "again")
+    failed = store.get(spent.id)
+    assert failed is not None
+    assert failed.status == "failed"
+    assert "no attempts left" in (failed.error or "")
+
+
+def test_the_scheduler_fires_runs_with_empty_input(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    service = make(tmp_path, clock)
+
+    async def scenario() -> list[Run]:
+        await service.start()
+        assert service.next_run(chute.jobs["ticker"]) == T0 + 30
+        assert service.definitions()[-1]["next_run"] == "2024-01-15T10:31:00Z"
+        await eventually(lambda: clock.sleepers == 2)  # the heartbeat and the schedule wait on the clock
+        clock.advance(30)
+        assert service.store is not None
+        store = service.store
+        runs = await eventually(lambda: [run for run in store.runs(name="ticker") if run.status == "completed"])
+        await service.stop()
+        return runs
+
+    [run] = asyncio.run(scenario())
+    assert (run.trigger, run.input, run.result, run.scheduled_for) == ("schedule", {}, "tick", T0 + 30)
+
+
+def test_the_scheduler_can_be_switched_off(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    service = make(tmp_path, clock, scheduler=False)
+
+    async def scenario() -> list[Run]:
+        await service.start()
+        assert service.next_run(chute.jobs["ticker"]) == T0 + 30  # still reported, for CronJobs
+        await eventually(lambda: clock.sleepers == 1)  # the heartbeat only
+        clock.advance(120)
+        await asyncio.sleep(0.02)
+        assert service.store is not None
+        runs = service.store.runs()
+        await service.stop()
+        return runs
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_cancel_a_running_run_and_count_it(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    settings = Settings(data_dir=tmp_path, job_backoff=0.0, shutdown_grace=0.01)
+    service = JobService(chute, settings, registry, ManualClock(T0))
+
+    async def scenario() -> None:
+        gates["cancel"] = asyncio.Event()
+        await service.start()
+        run = service.submit("gated", b'{"gate": "cancel"}')
+        await eventually(lambda: status(service, run.id) == "running")
+        assert service.cancel(run.id).status == "cancelled"
+        assert service.runner is not None
+        await eventually(lambda: not service.runner.running)  # type: ignore[union-attr]
+        assert status(service, run.id) == "cancelled"
+        assert registry.get_sample_value("chutes_job_runs_total", {"job": "gated", "status": "cancelled"}) == 1
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_heartbeat_stops_runs_cancelled_by_another_process(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    service = make(tmp_path, clock)
+
+    async def scenario() -> None:
+        gates["remote"] = asyncio.Event()
+        await service.start()
+        run = service.submit("gated", b'{"gate": "remote"}')
+        await eventually(lambda: status(service, run.id) == "running")
+        RunStore(tmp_path / "service-test.jobs.sqlite3").cancel(run.id, T0)  # another process's API
+        clock.advance(HEARTBEAT_SECONDS)
+        assert service.runner is not None
+        await eventually(lambda: not service.runner.running)  # type: ignore[union-attr]
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_queued_runs_are_reported_in_the_registry(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    settings = Settings(data_dir=tmp_path, job_backoff=0.0, shutdown_grace=0.01)
+    service = JobService(chute, settings, registry, ManualClock(T0))
+
+    async def scenario() -> None:
+        gates["hold"] = asyncio.Event()
+        await service.start()
+        first = service.submit("gated", b'{"gate": "hold"}')
+        await eventually(lambda: status(service, first.id) == "running")
+        service.submit("echo", b"{}")
+        service.submit("echo", b"{}")
+        assert registry.get_sample_value("chutes_job_runs_queued", {"job": "echo"}) == 2
+        assert registry.get_sample_value("chutes_job_runs_queued", {"job": "ticker"}) == 0
+        gates["hold"].set()
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_run_once_runs_in_the_foreground_and_records_the_run(tmp_path: Path) -> None:
+    async def scenario() -> tuple[Run, Run]:
+        ok = await make(tmp_path).run_once("echo", b'{"value": {"k": 1}}')
+        failed = await make(tmp_path).run_once("broken", b"")
+        return ok, failed
+
+    ok, failed = asyncio.run(scenario())
+    assert (ok.status, ok.trigger, ok.result, ok.attempts) == ("completed", "cli", {"k": 1}, 1)
+    assert (failed.status, failed.error) == ("failed", "ValueError: nope")
+    assert RunStore(tmp_path / "service-test.jobs.sqlite3").get(ok.id) == ok
+
+
+def test_a_bad_time_zone_fails_the_start(tmp_path: Path) -> None:
+    service = make(tmp_path, timezone="Nowhere/Land")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        asyncio.run(service.start())
