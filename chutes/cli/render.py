@@ -1,0 +1,136 @@
+"""Commands that generate files from a chute: ``dockerfile``, ``readme``, ``k8s`` and ``build``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from chutes.render.build import BuildOptions, build, serve_target_of
+from chutes.render.dockerfile import render_dockerfile
+from chutes.render.k8s import render_k8s
+from chutes.render.readme import render_readme
+from chutes.target import load_target
+
+_TARGET_HELP = "a spec file (chute.toml) or module:attr"
+
+
+def _emit(text: str, output: str | None) -> int:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser, output: bool = True) -> None:
+    parser.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
+    parser.add_argument("--templates", metavar="DIR", help="folder of templates overriding the shipped ones")
+    if output:
+        parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+
+def _port(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8000, help="port the server listens on (default: 8000)")
+
+
+def _readme_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", default="http://localhost:8000", help="URL the examples call")
+    parser.add_argument("--timezone", default="UTC", help="time zone of the cron schedules (default: UTC)")
+
+
+def _k8s_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", help="image the pods run (default: the chute's image reference)")
+    parser.add_argument("--replicas", type=int, default=1, help="pods of the Deployment (default: 1)")
+    parser.add_argument("--namespace", help="namespace of every object (default: none)")
+    parser.add_argument(
+        "--data-pvc", metavar="NAME", help="PersistentVolumeClaim holding CHUTES_DATA_DIR, shared with the CronJobs"
+    )
+    parser.add_argument("--cpu", default="1", help="CPU request per pod (default: 1)")
+    parser.add_argument("--memory", default="2Gi", help="memory request and limit per pod (default: 2Gi)")
+
+
+def _k8s_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "image": args.image,
+        "replicas": args.replicas,
+        "namespace": args.namespace,
+        "data_pvc": args.data_pvc,
+        "cpu": args.cpu,
+        "memory": args.memory,
+    }
+
+
+def _dockerfile(args: argparse.Namespace) -> int:
+    chute = load_target(args.target)
+    text = render_dockerfile(
+        chute, serve_target=serve_target_of(args.target), port=args.port, templates_dir=args.templates
+    )
+    return _emit(text, args.output)
+
+
+def _readme(args: argparse.Namespace) -> int:
+    chute = load_target(args.target)
+    text = render_readme(
+        chute,
+        serve_target=serve_target_of(args.target),
+        base_url=args.base_url,
+        timezone=args.timezone,
+        templates_dir=args.templates,
+    )
+    return _emit(text, args.output)
+
+
+def _k8s(args: argparse.Namespace) -> int:
+    chute = load_target(args.target)
+    text = render_k8s(
+        chute,
+        serve_target=serve_target_of(args.target),
+        port=args.port,
+        timezone=args.timezone,
+        templates_dir=args.templates,
+        **_k8s_kwargs(args),
+    )
+    return _emit(text, args.output)
+
+
+def _build(args: argparse.Namespace) -> int:
+    options = BuildOptions(
+        templates_dir=args.templates,
+        port=args.port,
+        base_url=args.base_url,
+        timezone=args.timezone,
+        k8s=_k8s_kwargs(args),
+    )
+    paths = build(args.target, args.out, options)
+    print(f"wrote {', '.join(path.name for path in paths)} to {args.out}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``dockerfile``, ``readme``, ``k8s`` and ``build`` commands."""
+    parser = commands.add_parser("dockerfile", help="print the chute's Dockerfile")
+    _common(parser)
+    _port(parser)
+    parser.set_defaults(handler=_dockerfile)
+
+    parser = commands.add_parser("readme", help="print the chute's README (Markdown)")
+    _common(parser)
+    _readme_options(parser)
+    parser.set_defaults(handler=_readme)
+
+    parser = commands.add_parser("k8s", help="print the chute's Kubernetes manifests (YAML)")
+    _common(parser)
+    _port(parser)
+    _k8s_options(parser)
+    parser.add_argument("--timezone", default="UTC", help="time zone of the CronJob schedules (default: UTC)")
+    parser.set_defaults(handler=_k8s)
+
+    parser = commands.add_parser("build", help="write Dockerfile, README.md, k8s.yaml and the build context")
+    _common(parser, output=False)
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (a Docker build context)")
+    _port(parser)
+    _readme_options(parser)
+    _k8s_options(parser)
+    parser.set_defaults(handler=_build)

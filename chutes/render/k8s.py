@@ -1,0 +1,319 @@
+"""Rendering a chute as Kubernetes manifests: a Deployment, a Service and a CronJob per scheduled job."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
+from chutes.render.environment import render_template
+from chutes.render.quoting import RenderError, check_line
+
+if TYPE_CHECKING:
+    from chutes.chute import Chute
+    from chutes.gpu import GPU
+    from chutes.job import Job
+
+__all__ = ["GPU_PRODUCT_LABELS", "default_image", "k8s_documents", "render_k8s"]
+
+GPU_PRODUCT_LABELS: dict[str, tuple[str, ...]] = {
+    "t4": ("Tesla-T4",),
+    "l4": ("NVIDIA-L4",),
+    "a10": ("NVIDIA-A10",),
+    "a10g": ("NVIDIA-A10G",),
+    "a30": ("NVIDIA-A30",),
+    "a40": ("NVIDIA-A40",),
+    "l40": ("NVIDIA-L40",),
+    "l40s": ("NVIDIA-L40S",),
+    "a100": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
+    "a100_80gb": ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
+    "h100": ("NVIDIA-H100-80GB-HBM3",),
+    "h100_pcie": ("NVIDIA-H100-PCIe",),
+    "h100_nvl": ("NVIDIA-H100-NVL",),
+    "gh200": ("NVIDIA-GH200-480GB",),
+    "h200": ("NVIDIA-H200",),
+    "b200": ("NVIDIA-B200",),
+    "3090": ("NVIDIA-GeForce-RTX-3090",),
+    "4090": ("NVIDIA-GeForce-RTX-4090",),
+    "5090": ("NVIDIA-GeForce-RTX-5090",),
+    "a4000": ("NVIDIA-RTX-A4000",),
+    "a5000": ("NVIDIA-RTX-A5000",),
+    "a6000": ("NVIDIA-RTX-A6000",),
+    "6000_ada": ("NVIDIA-RTX-6000-Ada-Generation",),
+}
+"""Catalog GPU name -> values of the ``nvidia.com/gpu.product`` node label set by GPU feature discovery."""
+
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+MEMORY_LABEL = "nvidia.com/gpu.memory"
+# Cards report less memory than their nominal size (a 16 GB T4 reports 15360 MiB, an 80 GB H100
+# 81559 MiB), so the VRAM floor allows 10% below nominal.
+_VRAM_TOLERANCE = 0.9
+_CRONJOB_NAME_MAX = 52
+_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def product_labels(gpu: GPU) -> tuple[str, ...]:
+    """The ``nvidia.com/gpu.product`` values of a catalog GPU (derived from its model name if unmapped)."""
+    return GPU_PRODUCT_LABELS.get(gpu.name) or ("-".join(gpu.display_name.split()),)
+
+
+def default_image(chute: Chute) -> str:
+    """The image reference the manifests run when none is given: the ``Image``'s, else ``username/name:tag``."""
+    from chutes.image import Image
+
+    if isinstance(chute.image, Image):
+        return chute.image.reference
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", chute.revision)[:128] if chute.revision else "latest"
+    return f"{chute.username}/{chute.name}:{tag}"
+
+
+def _cronjob_name(chute: Chute, job: Job) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", job.name.lower()).strip("-") or "job"
+    name = f"{chute.name}-{slug}"
+    if len(name) > _CRONJOB_NAME_MAX or slug != job.name:
+        # Keep names unique when lowercasing or truncating could make two jobs collide.
+        digest = hashlib.sha256(job.name.encode()).hexdigest()[:6]
+        name = f"{name[: _CRONJOB_NAME_MAX - 7].rstrip('-')}-{digest}"
+    return name
+
+
+def _affinity(chute: Chute) -> dict[str, Any] | None:
+    selector = chute.node_selector
+    if selector is None:
+        return None
+    expressions: list[dict[str, Any]] = []
+    narrowed = selector.include is not None or selector.max_hourly_price_per_gpu is not None
+    if narrowed:
+        values = [label for gpu in selector.matching_gpus() for label in product_labels(gpu)]
+        expressions.append({"key": PRODUCT_LABEL, "operator": "In", "values": values})
+    elif selector.exclude:
+        from chutes.gpu import CATALOG
+
+        values = [label for name in selector.exclude for label in product_labels(CATALOG[name])]
+        expressions.append({"key": PRODUCT_LABEL, "operator": "NotIn", "values": values})
+    if selector.min_vram_gb_per_gpu > 0:
+        floor = math.floor(selector.min_vram_gb_per_gpu * 1024 * _VRAM_TOLERANCE)
+        expressions.append({"key": MEMORY_LABEL, "operator": "Gt", "values": [str(floor - 1)]})
+    if not expressions:
+        return None
+    terms = [{"matchExpressions": expressions}]
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def _quantity(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
+        raise RenderError(f"{what} must be a Kubernetes quantity like '2', '500m' or '4Gi', got {value!r}")
+    return value
+
+
+def k8s_documents(
+    chute: Chute,
+    *,
+    image: str | None = None,
+    replicas: int = 1,
+    namespace: str | None = None,
+    serve_target: str | None = None,
+    port: int = 8000,
+    data_pvc: str | None = None,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    startup_timeout: int = 600,
+    shutdown_grace: float = 10.0,
+    timezone: str = "UTC",
+) -> list[dict[str, Any]]:
+    """Build the manifests as plain data: Deployment, Service, then one CronJob per scheduled job.
+
+    See :func:`render_k8s` for the arguments.
+    """
+    image = check_line(image if image is not None else default_image(chute), "image")
+    if not image.strip() or any(char.isspace() for char in image):
+        raise RenderError(f"image must be an image reference like 'mycompany/chute:1.0', got {image!r}")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise RenderError(f"replicas must be a non-negative integer, got {replicas!r}")
+    for what, value in (("namespace", namespace), ("data_pvc", data_pvc)):
+        if value is not None and not _DNS_LABEL.fullmatch(value):
+            raise RenderError(f"{what} must be a DNS label (lowercase letters, digits, '-'), got {value!r}")
+    target = check_line(serve_target if serve_target is not None else default_serve_target(chute), "serve target")
+    labels = {"app.kubernetes.io/name": chute.name, "app.kubernetes.io/managed-by": "chutes"}
+    namespaced = {"namespace": namespace} if namespace else {}
+    metadata: dict[str, Any] = {"name": chute.name, **namespaced, "labels": dict(labels)}
+
+    resources: dict[str, Any] = {"requests": {"cpu": _quantity(cpu, "cpu"), "memory": _quantity(memory, "memory")}}
+    resources["limits"] = {"memory": memory}
+    if chute.node_selector is not None:
+        resources["limits"]["nvidia.com/gpu"] = chute.node_selector.gpu_count
+    volume: dict[str, Any] = {"name": "data"}
+    volume |= {"persistentVolumeClaim": {"claimName": data_pvc}} if data_pvc else {"emptyDir": {}}
+    env = [
+        {"name": "CHUTES_DATA_DIR", "value": DATA_DIR},
+        # The CronJobs below fire the schedules; the pods' own schedulers would fire them again.
+        {"name": "CHUTES_SCHEDULER", "value": "false"},
+        {"name": "CHUTES_TIMEZONE", "value": timezone},
+    ]
+
+    def pod_spec(container: dict[str, Any], restart: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": UID,
+                "runAsGroup": UID,
+                "fsGroup": UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    **container,
+                    "env": env,
+                    "resources": resources,
+                    "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+            "volumes": [volume],
+        }
+        if restart:
+            spec["restartPolicy"] = restart
+        if (affinity := _affinity(chute)) is not None:
+            spec["affinity"] = affinity
+            spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        return spec
+
+    def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+
+    server = {
+        "name": "chute",
+        "args": ["python", "-m", "chutes", "serve", target, "--host", "0.0.0.0", "--port", str(port)],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        # Startup hooks may load a model for minutes; liveness only starts once this probe passes.
+        "startupProbe": probe("/_health", 10, max(1, math.ceil(startup_timeout / 10))),
+        "readinessProbe": probe("/_ready", 5, 3),
+        "livenessProbe": probe("/_health", 20, 3),
+        # Endpoints drop the pod a moment after SIGTERM is sent; keep serving until they have.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": chute.name}},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5 + math.ceil(shutdown_grace) + 15,
+                    **pod_spec(server, None),
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/name": chute.name},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+    documents: list[dict[str, Any]] = [deployment, service]
+    for job in chute.jobs.values():
+        if not job.schedule:
+            continue
+        job_labels = labels | {"app.kubernetes.io/component": "job", "chutes.ai/job": _cronjob_name(chute, job)}
+        job_meta: dict[str, Any] = {"name": _cronjob_name(chute, job), **namespaced, "labels": job_labels}
+        runner = {"name": "job", "args": ["python", "-m", "chutes", "jobs", "run", target, job.name]}
+        documents.append(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "metadata": job_meta,
+                "spec": {
+                    "schedule": job.schedule,
+                    "timeZone": timezone,
+                    # A run still going is not overlapped, as in the server's own scheduler.
+                    "concurrencyPolicy": "Forbid",
+                    "startingDeadlineSeconds": 300,
+                    "successfulJobsHistoryLimit": 3,
+                    "failedJobsHistoryLimit": 3,
+                    "jobTemplate": {
+                        "metadata": {"labels": dict(job_labels)},
+                        "spec": {
+                            # `jobs run` makes the retries itself; Kubernetes must not start it again.
+                            "backoffLimit": 0,
+                            "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod_spec(runner, "Never")},
+                        },
+                    },
+                },
+            }
+        )
+    return documents
+
+
+def render_k8s(
+    chute: Chute,
+    *,
+    image: str | None = None,
+    replicas: int = 1,
+    namespace: str | None = None,
+    serve_target: str | None = None,
+    port: int = 8000,
+    data_pvc: str | None = None,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    startup_timeout: int = 600,
+    shutdown_grace: float = 10.0,
+    timezone: str = "UTC",
+    templates_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Render the chute's Kubernetes manifests as one multi-document YAML.
+
+    Args:
+        chute: The chute to deploy.
+        image: The image the pods run; by default the ``Image``'s reference or ``username/name:latest``.
+        replicas: Pods of the Deployment.
+        namespace: Namespace of every object; none by default (the current one).
+        serve_target: The TARGET inside the image (``chute.toml`` or ``module:attr``).
+        port: The container port.
+        data_pvc: A PersistentVolumeClaim mounted at ``CHUTES_DATA_DIR`` in the Deployment and the
+            CronJobs, so that job runs share one store; without it each pod gets an ``emptyDir``.
+        cpu: CPU request of each pod.
+        memory: Memory request and limit of each pod.
+        startup_timeout: Seconds the startup hooks may take before the pod is restarted.
+        shutdown_grace: ``CHUTES_SHUTDOWN_GRACE``, to size ``terminationGracePeriodSeconds``.
+        timezone: Time zone of the CronJob schedules.
+        templates_dir: A folder whose ``k8s.yaml.j2`` replaces or extends the shipped one.
+        extra: More variables for a user template.
+    """
+    documents = k8s_documents(
+        chute,
+        image=image,
+        replicas=replicas,
+        namespace=namespace,
+        serve_target=serve_target,
+        port=port,
+        data_pvc=data_pvc,
+        cpu=cpu,
+        memory=memory,
+        startup_timeout=startup_timeout,
+        shutdown_grace=shutdown_grace,
+        timezone=timezone,
+    )
+    scheduled = any(job.schedule for job in chute.jobs.values())
+    context = {
+        "chute": chute,
+        "documents": documents,
+        "data_pvc": data_pvc,
+        "data_dir": DATA_DIR,
+        "scheduled": scheduled,
+    }
+    return render_template("k8s.yaml.j2", context | (extra or {}), templates_dir)
