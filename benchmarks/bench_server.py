@@ -86,7 +86,7 @@ def main() -> int:
     procs = [start(app, port, server_core) for app, port in servers.values()]
     results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in servers}
     try:
-        for name, (_, port) in servers.items():  # warm up both
+        for _, port in servers.values():  # warm up both
             load(port, 1, load_core, handle.name)
         for _ in range(args.rounds):
             for name, (_, port) in servers.items():
@@ -102,7 +102,8 @@ def main() -> int:
         p99 = statistics.median(r[1] for r in runs)
         bad = sum(r[2] for r in runs)
         summary[name] = (rps, p99)
-        print(f"{name:8s} {rps:10.0f} req/s   p99 {p99 * 1000:7.2f} ms   non-2xx {bad}   runs {[round(r[0]) for r in runs]}")
+        rounds = [round(r[0]) for r in runs]
+        print(f"{name:8s} {rps:10.0f} req/s   p99 {p99 * 1000:7.2f} ms   non-2xx {bad}   runs {rounds}")
     ratio = summary["chute"][0] / summary["fastapi"][0]
     p99_ratio = summary["chute"][1] / summary["fastapi"][1]
     print(f"throughput ratio chute/fastapi: {ratio:.2f}x (target >= {args.target}x)")
