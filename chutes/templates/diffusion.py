@@ -1,0 +1,245 @@
+"""The diffusion standard template: ``build_diffusion_chute`` serves a text-to-image model at ``POST /generate``."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from chutes.chute import Chute
+from chutes.image import Image
+from chutes.node_selector import NodeSelector
+from chutes.templates.builder import (
+    adopt_caller,
+    check_engine_args,
+    check_factory,
+    check_model_name,
+    default_node_selector,
+    load_engine,
+)
+from chutes.templates.engine import import_engine_package
+
+__all__ = [
+    "DEFAULT_DIFFUSION_BASE",
+    "DiffusersPipeline",
+    "DiffusionChute",
+    "ImageGenerationRequest",
+    "ImagePipeline",
+    "build_diffusion_chute",
+]
+
+DEFAULT_DIFFUSION_BASE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
+"""Base of the default image: CUDA and PyTorch; the builder adds diffusers on top."""
+
+DIFFUSERS_INSTALL = "pip install diffusers transformers accelerate"
+
+
+class ImageGenerationRequest(BaseModel):
+    """Body of ``POST /generate``: what to draw and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, description="What the image shows.")
+    negative_prompt: str | None = Field(None, description="What the image must not show.")
+    width: int = Field(1024, ge=64, le=2048, multiple_of=8, description="Width in pixels, a multiple of 8.")
+    height: int = Field(1024, ge=64, le=2048, multiple_of=8, description="Height in pixels, a multiple of 8.")
+    num_inference_steps: int = Field(30, ge=1, le=150, description="Denoising steps: more is slower and finer.")
+    guidance_scale: float = Field(7.5, ge=0, le=30, description="How closely the image follows the prompt.")
+    seed: int | None = Field(None, ge=0, description="Seed for a reproducible image.")
+
+
+@runtime_checkable
+class ImagePipeline(Protocol):
+    """What the diffusion template needs from its pipeline: one PNG per request."""
+
+    async def generate(self, request: ImageGenerationRequest) -> bytes:
+        """Return the PNG-encoded image for ``request``."""
+        ...
+
+
+class DiffusionChute(Chute):
+    """A chute serving one text-to-image model at ``POST /generate``.
+
+    Attributes:
+        model_name: The served model (a Hugging Face id or a path).
+        pipeline_args: Extra keyword arguments for the pipeline's ``from_pretrained``.
+        pipeline_factory: Builds the pipeline at startup from the chute.
+        pipeline: The loaded pipeline, None until the startup hook ran (or after shutdown).
+    """
+
+    def __init__(
+        self,
+        username: str,
+        name: str,
+        image: str | Image,
+        *,
+        model_name: str,
+        pipeline_factory: Callable[[DiffusionChute], ImagePipeline | Awaitable[ImagePipeline]],
+        pipeline_args: dict[str, Any] | None = None,
+        **chute_kwargs: Any,
+    ) -> None:
+        super().__init__(username, name, image, **chute_kwargs)
+        self.model_name = check_model_name(model_name)
+        self.pipeline_args = check_engine_args(pipeline_args, "pipeline_args")
+        check_factory(pipeline_factory, "pipeline_factory")
+        self.pipeline_factory = pipeline_factory
+        self.pipeline: ImagePipeline | None = None
+
+    def require_pipeline(self) -> ImagePipeline:
+        """The loaded pipeline; a 503 while it is not loaded."""
+        if self.pipeline is None:
+            raise HTTPException(status_code=503, detail=f"the pipeline of {self.model_name} is not loaded")
+        return self.pipeline
+
+    async def generate(self, prompt: str, **options: Any) -> bytes:
+        """Draw ``prompt`` and return PNG bytes, e.g. ``await self.generate("a cat", seed=1)``.
+
+        Args:
+            prompt: What the image shows.
+            **options: Fields of :class:`ImageGenerationRequest` (``width``, ``height``, ``seed``, ...).
+        """
+        return await self.require_pipeline().generate(ImageGenerationRequest(prompt=prompt, **options))
+
+
+class DiffusersPipeline:
+    """The :class:`ImagePipeline` over a Hugging Face ``diffusers`` pipeline."""
+
+    def __init__(self, pipeline: Any, torch: Any, device: str) -> None:
+        self._pipeline = pipeline
+        self._torch = torch
+        self._device = device
+        # A diffusers pipeline is not safe to call from two threads at once.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def load(cls, chute: DiffusionChute) -> DiffusersPipeline:
+        """Load ``chute.model_name`` with ``diffusers.DiffusionPipeline.from_pretrained`` onto the GPU.
+
+        Raises:
+            EngineNotInstalledError: diffusers or PyTorch is not installed.
+        """
+        torch = import_engine_package("diffusion", "torch", "pip install torch")
+        diffusers = import_engine_package("diffusion", "diffusers", DIFFUSERS_INSTALL)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        args: dict[str, Any] = {"torch_dtype": torch.float16} if device == "cuda" else {}
+        if chute.revision is not None:
+            args["revision"] = chute.revision
+        args |= chute.pipeline_args
+        pipeline = await asyncio.to_thread(diffusers.DiffusionPipeline.from_pretrained, chute.model_name, **args)
+        return cls(pipeline.to(device), torch, device)
+
+    def _draw(self, request: ImageGenerationRequest) -> bytes:
+        generator = None
+        if request.seed is not None:
+            generator = self._torch.Generator(self._device).manual_seed(request.seed)
+        result = self._pipeline(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            width=request.width,
+            height=request.height,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            generator=generator,
+        )
+        buffer = io.BytesIO()
+        result.images[0].save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    async def generate(self, request: ImageGenerationRequest) -> bytes:
+        """Draw ``request`` in a worker thread, so the server keeps answering meanwhile."""
+        async with self._lock:
+            return await asyncio.to_thread(self._draw, request)
+
+
+async def generate_image(self: DiffusionChute, body: ImageGenerationRequest) -> bytes:
+    """Generate an image from a text prompt; the answer is a PNG."""
+    return await self.require_pipeline().generate(body)
+
+
+async def start_pipeline(self: DiffusionChute) -> None:
+    """Startup hook: load the pipeline, unless one was already set on the chute."""
+    if self.pipeline is None:
+        self.pipeline = await load_engine(self.pipeline_factory, self)
+        self.logger.info("pipeline for %s loaded", self.model_name)
+
+
+async def stop_pipeline(self: DiffusionChute) -> None:
+    """Shutdown hook: drop the pipeline so its memory can be released."""
+    self.pipeline = None
+
+
+def default_diffusion_image(username: str, name: str) -> Image:
+    """PyTorch with CUDA, plus diffusers, transformers and accelerate."""
+    return (
+        Image(username=username, name=name, tag="0.1.0")
+        .from_base(DEFAULT_DIFFUSION_BASE)
+        .pip_install(["diffusers>=0.30", "transformers>=4.44", "accelerate>=0.33"])
+    )
+
+
+def build_diffusion_chute(
+    username: str,
+    name: str,
+    model_name: str,
+    image: str | Image | None = None,
+    tagline: str = "",
+    readme: str = "",
+    node_selector: NodeSelector | dict[str, Any] | None = None,
+    concurrency: int = 1,
+    pipeline_args: dict[str, Any] | None = None,
+    revision: str | None = None,
+    pipeline_factory: Callable[[DiffusionChute], ImagePipeline | Awaitable[ImagePipeline]] | None = None,
+    **kwargs: Any,
+) -> DiffusionChute:
+    """Build a chute serving a text-to-image model at ``POST /generate`` (the answer is ``image/png``).
+
+    ``await chute.generate(prompt, **options)`` draws from custom cords too. diffusers and PyTorch are
+    imported when the chute starts, not here.
+
+    Args:
+        username: Owner of the chute.
+        name: Name of the chute.
+        model_name: The model: a Hugging Face id (``"stabilityai/stable-diffusion-xl-base-1.0"``) or a path.
+        image: The Docker image; by default PyTorch with CUDA plus diffusers.
+        tagline: One-line description; a default names the model.
+        readme: Markdown for the chute's users; a default describes the endpoint.
+        node_selector: Hardware; by default one GPU with at least 24 GB.
+        concurrency: Requests executing at once; the GPU draws one image at a time.
+        pipeline_args: Keyword arguments for ``DiffusionPipeline.from_pretrained`` (``variant``, ``torch_dtype``, ...).
+        revision: The model's revision, also the chute's revision.
+        pipeline_factory: Builds the pipeline at startup instead of diffusers (for tests or a custom pipeline).
+        **kwargs: FastAPI arguments, as for :class:`~chutes.chute.Chute`.
+    """
+    chute = DiffusionChute(
+        username,
+        name,
+        default_diffusion_image(username, name) if image is None else image,
+        model_name=model_name,
+        pipeline_factory=pipeline_factory or DiffusersPipeline.load,
+        pipeline_args=pipeline_args,
+        tagline=tagline or f"{model_name}: images from text prompts",
+        readme=readme or _default_readme(model_name),
+        standard_template="diffusion",
+        revision=revision,
+        node_selector=default_node_selector() if node_selector is None else node_selector,
+        concurrency=concurrency,
+        **kwargs,
+    )
+    adopt_caller(chute, sys._getframe(1).f_globals)
+    chute.on_startup()(start_pipeline)
+    chute.on_shutdown()(stop_pipeline)
+    chute.cord("/generate", output_content_type="image/png")(generate_image)
+    return chute
+
+
+def _default_readme(model_name: str) -> str:
+    return (
+        f"# {model_name}\n\n"
+        f"Text-to-image with `{model_name}`: `POST /generate` with a JSON body such as "
+        '`{"prompt": "a lighthouse at dawn", "seed": 7}` answers with a PNG image.\n'
+    )
