@@ -11,7 +11,7 @@ from chutes.target import load_target
 
 HEALTHCHECK = (
     "HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD "
-    '["python", "-c", "import sys, urllib.request; sys.exit(0 if '
+    '["python3", "-c", "import sys, urllib.request; sys.exit(0 if '
     "urllib.request.urlopen('http://127.0.0.1:8000/_health', timeout=4).status == 200 else 1)\"]"
 )
 
@@ -30,13 +30,14 @@ def test_plain_string_image_is_the_base() -> None:
     assert "FROM python:3.11" in out
     assert "LABEL org.opencontainers.image.title=plain \\" in out
     assert '      org.opencontainers.image.description="Says hi"' in out
-    assert out[-6:] == [
+    assert out[-7:] == [
         "COPY app /app",
         "ENV CHUTES_DATA_DIR=/var/lib/chutes",
         "USER 1000",
         "EXPOSE 8000",
         HEALTHCHECK,
-        'CMD ["python", "-m", "chutes", "serve", "chute.toml", "--host", "0.0.0.0", "--port", "8000"]',
+        "ENTRYPOINT []",
+        'CMD ["python3", "-m", "chutes", "serve", "chute.toml", "--host", "0.0.0.0", "--port", "8000"]',
     ]
     assert out.index("COPY framework /opt/chutes-framework") < out.index("USER 1000")
     assert "RUN pip install --no-cache-dir /opt/chutes-framework" in out
@@ -94,7 +95,7 @@ def test_image_user_is_kept_and_framework_installed_as_root() -> None:
     out = lines(render_dockerfile(chute, serve_target="chute.toml"))
     assert out.index("USER app") < out.index("USER root") < out.index("COPY framework /opt/chutes-framework")
     assert "RUN mkdir -p /var/lib/chutes && chown app /var/lib/chutes" in out
-    assert out[-4] == "USER app"
+    assert out[-5] == "USER app"
 
 
 def test_copy_of_the_whole_app_is_not_repeated() -> None:
@@ -112,7 +113,7 @@ def test_injection_in_env_values_is_quoted() -> None:
 def test_serve_target_with_quotes_and_spaces_stays_one_argument() -> None:
     chute = Chute(username="me", name="odd", image="python:3.11")
     out = render_dockerfile(chute, serve_target='my specs/chute "x" $(id).toml')
-    assert 'CMD ["python", "-m", "chutes", "serve", "my specs/chute \\"x\\" $(id).toml", "--host"' in out
+    assert 'CMD ["python3", "-m", "chutes", "serve", "my specs/chute \\"x\\" $(id).toml", "--host"' in out
 
 
 def test_run_commands_that_could_spill_over_are_wrapped() -> None:
@@ -160,7 +161,7 @@ def test_an_image_or_a_base_renders_alone() -> None:
 
 def test_module_chute_serves_its_module_attribute() -> None:
     chute = load_target("examples.textkit_chute:chute")
-    assert 'CMD ["python", "-m", "chutes", "serve", "examples.textkit_chute:chute",' in render_dockerfile(chute)
+    assert 'CMD ["python3", "-m", "chutes", "serve", "examples.textkit_chute:chute",' in render_dockerfile(chute)
 
 
 def test_user_template_overrides_a_block(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def test_deployment_probes_gpus_affinity_and_security() -> None:
     pod = deployment["spec"]["template"]["spec"]
     server = container(deployment)
     assert server["image"] == "me/demo:latest"
-    assert server["args"] == ["python", "-m", "chutes", "serve", "chute.toml", "--host", "0.0.0.0", "--port", "8000"]
+    assert server["command"] == ["python3", "-m", "chutes", "serve", "chute.toml", "--host", "0.0.0.0", "--port", "8000"]
     assert server["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert server["readinessProbe"]["httpGet"] == {"path": "/_ready", "port": "http"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/_health", "port": "http"}
@@ -106,7 +106,7 @@ def test_cronjob_runs_the_job_with_the_shared_store() -> None:
     assert cronjob["spec"]["schedule"] == "0 2 * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     runner = container(cronjob)
-    assert runner["args"] == ["python", "-m", "chutes", "jobs", "run", "app.main:chute", "nightly_Cleanup"]
+    assert runner["command"] == ["python3", "-m", "chutes", "jobs", "run", "app.main:chute", "nightly_Cleanup"]
     assert runner["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert runner["volumeMounts"] == [{"name": "data", "mountPath": "/var/lib/chutes"}]
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]

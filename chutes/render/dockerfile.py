@@ -180,7 +180,7 @@ def _healthcheck(port: int) -> list[str]:
         "import sys, urllib.request; "
         f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{port}/_health', timeout=4).status == 200 else 1)"
     )
-    return ["python", "-c", probe]
+    return ["python3", "-c", probe]
 
 
 @dataclass
@@ -218,8 +218,11 @@ class DockerfileContext:
             "expose": self.port not in self.exposed,
             "copy_app": not self.app_copied,
             "healthcheck": docker_json(_healthcheck(self.port)),
+            # Base images such as vllm/vllm-openai set an ENTRYPOINT that would swallow our CMD as its
+            # arguments; reset it unless the chute's image sets its own on purpose.
+            "reset_entrypoint": not any(line.startswith("ENTRYPOINT ") for line in self.setup),
             "cmd": docker_json(
-                ["python", "-m", "chutes", "serve", self.serve_target, "--host", "0.0.0.0", "--port", str(self.port)],
+                ["python3", "-m", "chutes", "serve", self.serve_target, "--host", "0.0.0.0", "--port", str(self.port)],
                 "serve target",
             ),
         }

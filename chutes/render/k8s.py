@@ -189,7 +189,7 @@ def k8s_documents(
 
     server = {
         "name": "chute",
-        "args": ["python", "-m", "chutes", "serve", target, "--host", "0.0.0.0", "--port", str(port)],
+        "command": ["python3", "-m", "chutes", "serve", target, "--host", "0.0.0.0", "--port", str(port)],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         # Startup hooks may load a model for minutes; liveness only starts once this probe passes.
         "startupProbe": probe("/_health", 10, max(1, math.ceil(startup_timeout / 10))),
@@ -230,7 +230,7 @@ def k8s_documents(
             continue
         job_labels = labels | {"app.kubernetes.io/component": "job", "chutes.ai/job": _cronjob_name(chute, job)}
         job_meta: dict[str, Any] = {"name": _cronjob_name(chute, job), **namespaced, "labels": job_labels}
-        runner = {"name": "job", "args": ["python", "-m", "chutes", "jobs", "run", target, job.name]}
+        runner = {"name": "job", "command": ["python3", "-m", "chutes", "jobs", "run", target, job.name]}
         documents.append(
             {
                 "apiVersion": "batch/v1",

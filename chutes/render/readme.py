@@ -220,7 +220,7 @@ def readme_context(
         "title": title,
         "body": body,
         "serve_target": serve_target,
-        "serve_command": shlex.join(["python", "-m", "chutes", "serve", serve_target]),
+        "serve_command": shlex.join(["python3", "-m", "chutes", "serve", serve_target]),
         "base_url": base_url.rstrip("/"),
         "cords": [_cord_doc(cord, base_url) for cord in chute.cords],
         "jobs": [_job_doc(job, base_url, timezone) for job in chute.jobs.values()],
