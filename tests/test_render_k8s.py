@@ -52,7 +52,17 @@ def test_deployment_probes_gpus_affinity_and_security() -> None:
     pod = deployment["spec"]["template"]["spec"]
     server = container(deployment)
     assert server["image"] == "me/demo:latest"
-    assert server["command"] == ["python3", "-m", "chutes", "serve", "chute.toml", "--host", "0.0.0.0", "--port", "8000"]
+    assert server["command"] == [
+        "python3",
+        "-m",
+        "chutes",
+        "serve",
+        "chute.toml",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
     assert server["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert server["readinessProbe"]["httpGet"] == {"path": "/_ready", "port": "http"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/_health", "port": "http"}
