@@ -97,3 +97,92 @@ def test_init_then_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_init_rejects_a_bad_username(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["init", str(tmp_path / "x"), "--username", "Bad_Name"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.toml", b"", "empty.toml:1:1: missing required key 'chute'"),
+        ("binary.toml", b"\xff\xfe\x00garbage\x80", "binary.toml: cannot read the spec: not UTF-8 text"),
+        ("folder.toml", None, "folder.toml: cannot read the spec:"),
+    ],
+)
+def test_validate_odd_files_is_one_line_each(
+    name: str, content: bytes | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{tmp_path}/{message}")
+    assert len(err.splitlines()) == 1
+
+
+NOISY_SPEC = """\
+[chute]
+username = "acme"
+name = "noisy"
+image = "python:3.11"
+
+[[cord]]
+handler = "noisy_handlers_cli:echo"
+public_api_path = "/echo"
+"""
+NOISY_MODULE = """\
+print("loading handlers...")
+
+
+async def echo(self, text: str) -> dict:
+    return {"text": text}
+"""
+
+
+@pytest.mark.parametrize("target", ["chute.toml", "noisy_handlers_cli:chute"])
+def test_export_output_is_not_mixed_with_what_handler_modules_print(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "chute.toml").write_text(NOISY_SPEC, encoding="utf-8")
+    module = NOISY_MODULE
+    if ":chute" in target:
+        module += (
+            "\n\nfrom chutes.chute import Chute\n\nchute = Chute(username='acme', name='noisy', image='python:3.11')\n"
+        )
+        module += "chute.cord(public_api_path='/echo')(echo)\n"
+    (tmp_path / "noisy_handlers_cli.py").write_text(module, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["export", target]) == 0
+    finally:
+        sys.modules.pop("noisy_handlers_cli", None)
+    out, err = capsys.readouterr()
+    assert out.startswith("[chute]\n")
+    assert "loading handlers..." not in out
+    assert err == "loading handlers...\n"
+
+
+def test_init_into_an_unwritable_place_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    assert main(["init", str(tmp_path / "file" / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ")
+    assert len(err.splitlines()) == 1
+
+
+def test_export_to_an_unwritable_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "examples.textkit_chute:chute", "--out", str(tmp_path / "no" / "such" / "x.toml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ")
+    assert len(err.splitlines()) == 1
+
+
+def test_init_quotes_the_next_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "my chute"
+    try:
+        assert main(["init", str(folder)]) == 0
+    finally:
+        sys.modules.pop("app", None)
+    assert capsys.readouterr().out.splitlines()[-1] == f"next: python -m chutes serve '{folder / 'chute.toml'}'"

@@ -58,3 +58,33 @@ def test_build_needs_out() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["build", "specs/hello/chute.toml"])
     assert exc.value.code == 2
+
+
+def test_unwritable_output_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dockerfile", "specs/hello/chute.toml", "-o", str(tmp_path / "no" / "Dockerfile")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ")
+    assert len(err.splitlines()) == 1
+
+
+def test_secret_in_the_image_is_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "chute.toml"
+    spec.write_text(
+        '[chute]\nusername = "me"\nname = "leaky"\n\n[image]\nusername = "me"\nname = "leaky"\ntag = "1"\n'
+        'steps = [{ with_env = { key = "OPENAI_API_KEY", value = "sk-123" } }]\n',
+        encoding="utf-8",
+    )
+    assert main(["dockerfile", str(spec)]) == 0
+    out, err = capsys.readouterr()
+    assert "ENV OPENAI_API_KEY=sk-123" in out
+    assert err.startswith("warning: image environment variable OPENAI_API_KEY looks like a secret")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["dockerfile", "readme", "k8s"])
+def test_server_api_keys_never_reach_generated_files(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHUTES_API_KEYS", "sk-live-secret-123")
+    assert main([command, "specs/textkit/chute.toml"]) == 0
+    assert "sk-live-secret-123" not in capsys.readouterr().out

@@ -5,7 +5,7 @@ from render_tools import hadolint
 
 from chutes.chute import Chute
 from chutes.image import Add, Env, Image, Run, Workdir
-from chutes.render.dockerfile import render_dockerfile, render_step
+from chutes.render.dockerfile import render_dockerfile, render_step, secret_env_keys
 from chutes.render.quoting import RenderError
 from chutes.target import load_target
 
@@ -98,6 +98,25 @@ def test_image_user_is_kept_and_framework_installed_as_root() -> None:
     assert out[-5] == "USER app"
 
 
+@pytest.mark.parametrize("user", ["root", "0", "0:0", "root:root"])
+def test_root_image_user_still_serves_as_the_non_root_user(user: str, tmp_path: Path) -> None:
+    chute = Chute(username="me", name="rooted", image=image().set_user(user).apt_install("git"))
+    text = render_dockerfile(chute, serve_target="chute.toml")
+    out = lines(text)
+    assert [line for line in out if line.startswith("USER ")] == [f"USER {user}", "USER 1000"]
+    assert hadolint(text, tmp_path).returncode == 0
+
+
+def test_secret_looking_environment_variables_are_flagged() -> None:
+    img = image().with_env("HF_TOKEN", "hf_abc").with_env("TOKENIZERS_PARALLELISM", "false").with_env("API_KEY", "")
+    assert secret_env_keys(img) == ["HF_TOKEN"]
+    assert secret_env_keys("python:3.11") == []
+    out = lines(render_dockerfile(Chute(username="me", name="leaky", image=img), serve_target="chute.toml"))
+    warning = out.index("ENV HF_TOKEN=hf_abc") - 1
+    assert out[warning].startswith("# warning: HF_TOKEN looks like a secret")
+    assert not out[out.index("ENV TOKENIZERS_PARALLELISM=false") - 1].startswith("# warning")
+
+
 def test_copy_of_the_whole_app_is_not_repeated() -> None:
     chute = Chute(username="me", name="app", image=image().set_workdir("/app").add(".", "/app"))
     out = lines(render_dockerfile(chute, serve_target="chute.toml"))
@@ -131,8 +150,12 @@ def test_paths_with_spaces_use_json_or_quotes() -> None:
 @pytest.mark.parametrize(
     ("step", "message"),
     [
-        (Env("X", "a\nRUN evil"), "environment variable X must be a single line without NUL characters"),
+        (Env("X", "a\nRUN evil"), "environment variable X must be a single line without control characters"),
         (Env("X", "a\0b"), "environment variable X must be a single line"),
+        (Env("X", "a\u2028RUN evil"), "environment variable X must be a single line"),
+        (Run("echo a\x85USER root"), "run_command command must be a single line"),
+        (Add("a", "/x\u2029y"), "add dest must be a single line"),
+        (Add("a", "--chown=0:0"), "add dest must not start with '-', got '--chown=0:0'"),
         (Run("echo hi\nUSER root"), "run_command command must be a single line"),
         (Workdir("relative/dir"), "set_workdir path must be an absolute path like '/app', got 'relative/dir'"),
         (Workdir("/a\nb"), "set_workdir path must be a single line"),

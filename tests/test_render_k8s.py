@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 import pytest
@@ -152,3 +153,29 @@ def test_bad_options_are_rejected(kwargs: dict[str, Any], message: str) -> None:
 
 def test_every_catalog_gpu_has_product_labels() -> None:
     assert set(GPU_PRODUCT_LABELS) == set(CATALOG)
+
+
+DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+
+
+@pytest.mark.parametrize("name", ["demo", "9lives", "0" * 63, "a" * 63, "x"])
+def test_object_names_are_valid_for_any_chute_name(name: str) -> None:
+    chute = Chute(username="me", name=name, image="python:3.11")
+    for index, job_name in enumerate(["_", "Nightly_Cleanup_", "a" * 63, "a" * 62 + "_", "___x"]):
+
+        async def run(self: Chute) -> None:
+            return None
+
+        run.__name__ = f"run_{index}"
+        chute.job(name=job_name, schedule="0 2 * * *")(run)
+    documents = assert_valid_k8s(render_k8s(chute))
+    deployment, service, *cronjobs = documents
+    assert deployment["metadata"]["name"] == name
+    assert DNS_1035_LABEL.fullmatch(service["metadata"]["name"])
+    assert len(service["metadata"]["name"]) <= 63
+    names = [cronjob["metadata"]["name"] for cronjob in cronjobs]
+    assert len(set(names)) == len(names) == 5
+    for cronjob_name in names:
+        assert DNS_1123_LABEL.fullmatch(cronjob_name), cronjob_name
+        assert len(cronjob_name) <= 52, cronjob_name

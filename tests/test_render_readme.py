@@ -152,3 +152,40 @@ def test_user_template_replaces_a_block(tmp_path: Path) -> None:
     text = render_readme(make(), templates_dir=tmp_path)
     assert text.endswith("## Support\n\nMail us.\n")
     assert "## Configuration" not in text
+
+
+class Hostile(BaseModel):
+    text: str = Field(description="a | b <script>alert(1)</script> `x|y <b>` & <img src=x onerror=alert(1)>")
+    mode: str = Field("a|b", description="line one\nline two", pattern=r"^(a|b)$")
+    weird: int = Field(1, alias="we`ird|name")
+
+
+def test_field_descriptions_cannot_break_tables_or_inject_html() -> None:
+    chute = Chute(
+        username="me",
+        name="hostile",
+        image="python:3.11",
+        tagline="<script>x</script>\u2028second",
+        title="Title\n# injected <h1>x</h1>",
+    )
+
+    @chute.cord(public_api_path="/go")
+    async def go(self: Chute, data: Hostile) -> None:
+        """Go."""
+
+    text = render_readme(chute, serve_target="chute.toml")
+    lines = text.splitlines()
+    assert lines[0] == "# Title # injected &lt;h1&gt;x&lt;/h1&gt;"
+    assert lines[2] == "> &lt;script&gt;x&lt;/script&gt; second"
+    for tag in ("<script>", "<img", "<h1>"):
+        assert tag not in text
+    rows = [line for line in lines if line.startswith("| `") or line.startswith("| ``")]
+    assert rows[0] == (
+        "| `text` | string | *required* |  | a \\| b &lt;script&gt;alert(1)&lt;/script&gt; `x\\|y <b>` &amp; "
+        "&lt;img src=x onerror=alert(1)&gt; |"
+    )
+    assert rows[1] == "| `mode` | string | `a\\|b` | matches `^(a\\|b)$` | line one<br>line two |"
+    assert rows[2] == "| `` we`ird\\|name `` | integer | `1` |  |  |"
+    for row in rows[:3]:
+        # Every row has the table's five cells: no unescaped pipe added one.
+        assert len(row.replace("\\|", "").split("|")) == 7

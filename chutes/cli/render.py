@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
+from chutes.chute import Chute
+from chutes.cli.spec import cannot_write
 from chutes.render.build import BuildOptions, build, serve_target_of
-from chutes.render.dockerfile import render_dockerfile
+from chutes.render.dockerfile import render_dockerfile, secret_env_keys
 from chutes.render.k8s import render_k8s
 from chutes.render.readme import render_readme
 from chutes.target import load_target
@@ -19,9 +22,18 @@ _TARGET_HELP = "a spec file (chute.toml) or module:attr"
 def _emit(text: str, output: str | None) -> int:
     if output is None or output == "-":
         sys.stdout.write(text)
-    else:
+        return 0
+    try:
         Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return cannot_write(output, exc)
     return 0
+
+
+def _load(target: str) -> Chute:
+    # What the chute's modules print while importing must not end up in the file written to stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        return load_target(target)
 
 
 def _common(parser: argparse.ArgumentParser, output: bool = True) -> None:
@@ -62,8 +74,18 @@ def _k8s_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _warn_secrets(chute: Chute) -> None:
+    for key in secret_env_keys(chute.image):
+        print(
+            f"warning: image environment variable {key} looks like a secret; the image stores it for anyone who "
+            f"pulls it: set it when the container runs instead (docker run -e {key}, a Kubernetes Secret)",
+            file=sys.stderr,
+        )
+
+
 def _dockerfile(args: argparse.Namespace) -> int:
-    chute = load_target(args.target)
+    chute = _load(args.target)
+    _warn_secrets(chute)
     text = render_dockerfile(
         chute, serve_target=serve_target_of(args.target), port=args.port, templates_dir=args.templates
     )
@@ -71,7 +93,7 @@ def _dockerfile(args: argparse.Namespace) -> int:
 
 
 def _readme(args: argparse.Namespace) -> int:
-    chute = load_target(args.target)
+    chute = _load(args.target)
     text = render_readme(
         chute,
         serve_target=serve_target_of(args.target),
@@ -83,7 +105,7 @@ def _readme(args: argparse.Namespace) -> int:
 
 
 def _k8s(args: argparse.Namespace) -> int:
-    chute = load_target(args.target)
+    chute = _load(args.target)
     text = render_k8s(
         chute,
         serve_target=serve_target_of(args.target),
@@ -103,7 +125,12 @@ def _build(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         k8s=_k8s_kwargs(args),
     )
-    paths = build(args.target, args.out, options)
+    _warn_secrets(_load(args.target))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            paths = build(args.target, args.out, options)
+    except OSError as exc:
+        return cannot_write(args.out, exc)
     print(f"wrote {', '.join(path.name for path in paths)} to {args.out}")
     return 0
 

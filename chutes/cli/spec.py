@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,12 +71,24 @@ def run_export(args: argparse.Namespace) -> int:
     from chutes.target import load_target
 
     fmt = args.format or ("yaml" if args.out and args.out.endswith((".yaml", ".yml")) else "toml")
-    text = export_text(load_target(args.target), fmt)
+    # What the chute's modules print while importing must not end up in the spec written to stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        chute = load_target(args.target)
+    text = export_text(chute, fmt)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            return cannot_write(args.out, exc)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cannot_write(path: str | Path, exc: OSError) -> int:
+    """Report a file or folder that cannot be written, as one line; returns exit status 1."""
+    print(f"error: cannot write {str(path)!r}: {exc.strerror or exc}", file=sys.stderr)
+    return 1
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -83,8 +97,11 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"error: --username {args.username!r} must be lowercase letters, digits and hyphens", file=sys.stderr)
         return 2
     folder = Path(args.folder)
-    written = scaffold(folder, username=args.username)
+    try:
+        written = scaffold(folder, username=args.username)
+    except OSError as exc:
+        return cannot_write(folder, exc)
     for path in written:
         print(f"wrote {path}")
-    print(f"next: python -m chutes serve {folder / 'chute.toml'}")
+    print(f"next: python -m chutes serve {shlex.quote(str(folder / 'chute.toml'))}")
     return 0

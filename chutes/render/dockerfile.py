@@ -49,6 +49,7 @@ __all__ = [
     "dockerfile_context",
     "render_dockerfile",
     "render_step",
+    "secret_env_keys",
 ]
 
 APP_DIR = "/app"
@@ -67,6 +68,9 @@ UV_IMAGE = "ghcr.io/astral-sh/uv:0.8.4"
 # A docker reference for FROM: registry/path:tag@digest, nothing a shell or the parser would read.
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
 _PINNED_APT = re.compile(r"[^=]+=.+")
+# Words of an environment variable name that mark a secret: HF_TOKEN, OPENAI_API_KEY, DB_PASSWORD.
+_SECRET_WORDS = {"KEY", "KEYS", "APIKEY", "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWD"}
+_SECRET_WORDS |= {"CREDENTIAL", "CREDENTIALS", "PRIVATE"}
 _PINNED_PIP = re.compile(r".+==.+|[a-z+]+://.+")
 
 
@@ -101,6 +105,9 @@ def _copy_paths(source: str, dest: str) -> str:
         bad = sorted({char for char in path if char in "$\\\"'`"})
         if bad:
             raise RenderError(f"{what} must not contain {' '.join(bad)}, got {path!r}")
+    if dest.startswith("-"):
+        # It would read as an option (--chown, --from) to anyone reviewing the Dockerfile; never a real path.
+        raise RenderError(f"add dest must not start with '-', got {dest!r}")
     if any(char.isspace() for char in source + dest):
         return json.dumps([source, dest], ensure_ascii=False)
     return f"{source} {dest}"
@@ -115,6 +122,20 @@ def _run(command: str) -> str:
     if stripped.endswith("\\") or "<<" in stripped or stripped.startswith("["):
         return f"RUN /bin/sh -c {shlex.quote(command)}"
     return f"RUN {stripped}"
+
+
+def _looks_secret(step: Env) -> bool:
+    return bool(step.value) and bool(_SECRET_WORDS & set(step.key.upper().split("_")))
+
+
+def secret_env_keys(image: Image | str) -> list[str]:
+    """Names of the image's environment variables that look like secrets (``HF_TOKEN``, ``API_KEY``).
+
+    An ``ENV`` value is stored in the image for anyone who can pull it; such values belong in the
+    container's run-time environment instead (``docker run -e``, a Kubernetes Secret).
+    """
+    steps = image.steps if isinstance(image, Image) else ()
+    return [step.key for step in steps if isinstance(step, Env) and _looks_secret(step)]
 
 
 def render_step(step: Step) -> list[str]:
@@ -158,7 +179,10 @@ def render_step(step: Step) -> list[str]:
     if isinstance(step, Env):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", step.key):
             raise RenderError(f"environment variable name must be letters, digits and '_', got {step.key!r}")
-        return [f"ENV {step.key}={docker_word(step.value, f'environment variable {step.key}')}"]
+        line = f"ENV {step.key}={docker_word(step.value, f'environment variable {step.key}')}"
+        if _looks_secret(step):
+            return [f"# warning: {step.key} looks like a secret; anyone who pulls the image can read it", line]
+        return [line]
     if isinstance(step, Workdir):
         return [f"WORKDIR {docker_word(_absolute(step.path, 'set_workdir path'), 'set_workdir path')}"]
     if isinstance(step, User):
@@ -266,7 +290,8 @@ def dockerfile_context(
         for step in image.steps[1:]:
             context.setup += render_step(step)
             if isinstance(step, User):
-                context.image_user = step.user
+                # The server never runs as root: a root user here only installs things.
+                context.image_user = None if step.user.split(":")[0] in ("root", "0") else step.user
             elif isinstance(step, Expose):
                 context.exposed.append(step.port)
             elif isinstance(step, Add) and _context_source(step.source) == CONTEXT_APP:

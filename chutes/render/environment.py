@@ -15,7 +15,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from chutes.render.quoting import docker_json, docker_word, markdown_cell
+from chutes.render.quoting import docker_json, docker_word, markdown_cell, markdown_line
+from chutes.render.schema import code
 
 __all__ = ["PACKAGE_TEMPLATES", "make_environment", "render_template"]
 
@@ -66,6 +67,8 @@ def make_environment(templates_dir: str | Path | None = None) -> jinja2.Environm
     env.filters["docker_json"] = docker_json
     env.filters["docker_word"] = docker_word
     env.filters["md_cell"] = markdown_cell
+    env.filters["md_line"] = markdown_line
+    env.filters["md_code"] = lambda value: markdown_cell(code(str(value)))
     env.filters["to_yaml"] = _to_yaml
     env.filters["to_json"] = lambda value: json.dumps(value, ensure_ascii=False)
     return env

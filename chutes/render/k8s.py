@@ -81,6 +81,11 @@ def _cronjob_name(chute: Chute, job: Job) -> str:
     return name
 
 
+def _service_name(chute: Chute) -> str:
+    """The chute's name, made a DNS-1035 label as Services require: it must start with a letter."""
+    return chute.name if chute.name[0].isalpha() else f"c-{chute.name}"[:63].rstrip("-")
+
+
 def _affinity(chute: Chute) -> dict[str, Any] | None:
     selector = chute.node_selector
     if selector is None:
@@ -217,7 +222,7 @@ def k8s_documents(
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata,
+        "metadata": metadata | {"name": _service_name(chute)},
         "spec": {
             "type": "ClusterIP",
             "selector": {"app.kubernetes.io/name": chute.name},

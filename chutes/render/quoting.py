@@ -7,15 +7,21 @@ these helpers, which either quote it or raise ``RenderError`` naming the value.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shlex
 from collections.abc import Iterable
 
-__all__ = ["RenderError", "check_line", "docker_json", "docker_word", "markdown_cell", "shell_join"]
+__all__ = ["RenderError", "check_line", "docker_json", "docker_word", "markdown_cell", "markdown_line", "shell_join"]
 
 # Characters that need no quoting in a Dockerfile word (WORKDIR, USER, ENV value).
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
+# A Markdown code span: a run of backticks, then anything up to a run of the same length.
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+# Control characters but tab, and the Unicode line and paragraph separators: editors, terminals and
+# other parsers break lines at some of them (U+0085, U+2028, VT, FF) or act on them (ESC).
+_NOT_ONE_LINE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class RenderError(ValueError):
@@ -26,12 +32,12 @@ def check_line(value: str, what: str) -> str:
     """Return ``value`` if it is a string fit for one line of a generated file.
 
     Raises:
-        RenderError: ``value`` is not a string, or holds a newline, carriage return or NUL.
+        RenderError: ``value`` is not a string, or holds a line break or another control character.
     """
     if not isinstance(value, str):
         raise RenderError(f"{what} must be a string, got {type(value).__name__} {value!r}")
-    if "\n" in value or "\r" in value or "\0" in value:
-        raise RenderError(f"{what} must be a single line without NUL characters, got {value!r}")
+    if _NOT_ONE_LINE.search(value):
+        raise RenderError(f"{what} must be a single line without control characters, got {value!r}")
     return value
 
 
@@ -70,7 +76,22 @@ def shell_join(args: Iterable[str], what: str = "argument") -> str:
     return shlex.join(check_line(arg, what) for arg in args)
 
 
+def markdown_line(text: str) -> str:
+    """Make ``text`` one line of Markdown text: line breaks as spaces, HTML shown as text outside code spans.
+
+    Descriptions are written as plain text with an occasional code span; a ``<script>`` or ``<img>`` in
+    one must be shown, never executed, by whatever renders the README.
+    """
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    parts: list[str] = []
+    position = 0
+    for span in _CODE_SPAN.finditer(line):
+        parts += [html.escape(line[position : span.start()], quote=False), span.group()]
+        position = span.end()
+    return "".join([*parts, html.escape(line[position:], quote=False)])
+
+
 def markdown_cell(text: str) -> str:
-    """Make ``text`` safe inside a Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
-    lines = [line.strip() for line in str(text).strip().splitlines()]
+    """Make ``text`` safe inside a Markdown table cell: ``|`` escaped, line breaks as ``<br>``, no raw HTML."""
+    lines = [markdown_line(line) for line in str(text).strip().splitlines()]
     return "<br>".join(line for line in lines if line).replace("|", "\\|")

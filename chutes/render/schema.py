@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ class FieldRow:
 def code(value: object) -> str:
     """Render a value as an inline Markdown code span (JSON for non-strings)."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
+    # The fence must be longer than any run of backticks inside, and padded when the text touches it.
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if "`" in text else f"`{text}`"
 
 
 def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,12 @@ class _Builder:
         if not isinstance(value, str) or "\n" in value or not value.lower().endswith(".md"):
             return None
         path = self.folder / value
+        if not path.resolve().is_relative_to(self.folder.resolve()):
+            # Only the spec's folder goes into the image (`chutes build`), and nothing else is the spec's to publish.
+            self.problem(
+                ("chute", "readme"), f"readme file {value!r} is outside the spec's folder; put the file beside the spec"
+            )
+            return None
         try:
             return path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -178,7 +184,8 @@ class _Builder:
         if model and not (inspect.isclass(found) and issubclass(found, BaseModel)):
             self.problem(path, f"{reference!r} is {_kind(found)}, not a pydantic model class")
             return None
-        if not model and not callable(found):
+        if not model and not inspect.isroutine(found):
+            # A class or a callable object is callable too, but the decorators need a function to inspect.
             self.problem(path, f"{reference!r} is {_kind(found)}, not a function")
             return None
         return found
@@ -261,4 +268,10 @@ def _kind(value: Any) -> str:
         return "a module"
     if inspect.isclass(value):
         return f"the class {value.__name__}"
-    return describe_value(value) if isinstance(value, (str, int, float, list, dict)) else f"a {type(value).__name__}"
+    if isinstance(value, (str, int, float, list, dict)):
+        return describe_value(value)
+    return (
+        f"a {type(value).__name__}"
+        if inspect.isroutine(value) or not callable(value)
+        else f"a {type(value).__name__} object"
+    )

@@ -7,6 +7,7 @@ was importing, named with its file and line.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import traceback
@@ -83,7 +84,10 @@ class Resolver:
         module_name, _, attrs = reference.partition(":")
         self._forget_shadowed(module_name)
         try:
-            return import_from_string(reference)
+            # A module that prints while importing must not corrupt what a command writes to stdout
+            # (`export`, `dockerfile`); its output goes to stderr instead.
+            with contextlib.redirect_stdout(sys.stderr):
+                return import_from_string(reference)
         except ImportFromStringError as exc:
             message = str(exc)
             if message.startswith("could not import module"):
@@ -96,10 +100,12 @@ class Resolver:
                 hint = f"; {hint}" if hint.startswith("did you mean") else ""
                 raise UnresolvedReferenceError(f"module {module_name!r} has no attribute {first!r}{hint}") from None
             raise UnresolvedReferenceError(message) from None
-        except Exception as exc:  # anything the user's module raised while importing
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # Anything the user's module raised while importing, sys.exit() included: validate reports
+            # it with the other problems instead of exiting silently with the module's status.
             raise UnresolvedReferenceError(self._import_failure(module_name, exc)) from None
 
-    def _import_failure(self, module_name: str, exc: Exception) -> str:
+    def _import_failure(self, module_name: str, exc: BaseException) -> str:
         location: tuple[str, int | None] | None = None
         if isinstance(exc, SyntaxError) and exc.filename:
             location = (exc.filename, exc.lineno)
@@ -116,7 +122,12 @@ class Resolver:
                 location = (frame.filename, frame.lineno)
         detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
         where = f" at {self._display(location[0])}:{location[1]}" if location else ""
-        return f"importing module {module_name!r} failed{where}: {type(exc).__name__}: {detail}"
+        name = type(exc).__name__
+        return (
+            f"importing module {module_name!r} failed{where}: {name}: {detail}"
+            if detail
+            else f"importing module {module_name!r} failed{where}: {name}"
+        )
 
     def _bases(self) -> tuple[Path, Path]:
         return self.folder, Path.cwd().resolve()

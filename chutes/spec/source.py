@@ -16,13 +16,19 @@ from typing import Any
 
 import yaml
 
-from chutes.spec.errors import KeyPath
+from chutes.spec.errors import KeyPath, format_path
 
 __all__ = ["Document", "SourceError", "parse_document"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _BARE_VALUE = re.compile(r"[^,\]}\n#]*")
 _TOML_ERROR_POSITION = re.compile(r"^(?P<message>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.S)
+_TOML_DECLARED_TWICE = re.compile(r"^Cannot declare \((?P<keys>.*)\) twice$", re.S)
+
+MAX_DEPTH = 32
+"""How deeply tables and arrays may nest in a spec; real specs need a handful of levels."""
+MAX_YAML_VALUES = 10_000
+"""How many values a YAML document may expand to through its aliases (a billion-laughs guard)."""
 
 
 class SourceError(ValueError):
@@ -56,27 +62,72 @@ def parse_document(path: Path, text: str) -> Document:
     """Parse ``text`` as TOML or YAML (by ``path``'s suffix); raises ``SourceError`` with a position."""
     if path.suffix in (".yaml", ".yml"):
         return _parse_yaml(text)
+    # Editors on Windows may start the file with a byte order mark, which tomllib refuses.
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        match = _TOML_ERROR_POSITION.match(str(exc))
-        if match is None:
-            raise SourceError(f"invalid TOML: {exc}") from None
-        message = match["message"]
-        line, col = int(match["line"]), int(match["col"])
-        raise SourceError(f"invalid TOML: {message[:1].lower()}{message[1:]}", line, col) from None
+        raise _toml_error(exc) from None
+    except RecursionError:
+        raise SourceError("invalid TOML: nested too deeply", *_first_deep_line(text)) from None
     document = Document(data)
     _TomlScanner(text, document.positions).scan()
+    _check_depth(document)
     return document
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError) -> SourceError:
+    match = _TOML_ERROR_POSITION.match(str(exc))
+    if match is None:
+        return SourceError(f"invalid TOML: {exc}")
+    message = match["message"]
+    line, col = int(match["line"]), int(match["col"])
+    twice = _TOML_DECLARED_TWICE.match(message)
+    if twice:
+        # tomllib names the table as a Python tuple, ('node_selector',), and points past the header.
+        table = ".".join(re.findall(r"'([^']*)'", twice["keys"]))
+        message, col = f"table [{table}] is declared twice; merge them into one", 1
+    return SourceError(f"invalid TOML: {message[:1].lower()}{message[1:]}", line, col)
+
+
+def _first_deep_line(text: str) -> tuple[int, int]:
+    """The line where brackets first nest deeper than ``MAX_DEPTH`` (for a parser that ran out of stack)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            depth += 1 if char in "[{" else -1 if char in "]}" else 0
+            if depth > MAX_DEPTH:
+                return number, 1
+    return 0, 0
+
+
+def _check_depth(document: Document) -> None:
+    """Refuse data nested deeper than ``MAX_DEPTH``: later passes walk it recursively."""
+    stack: list[tuple[Any, KeyPath]] = [(document.data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            line, col = document.locate(path)
+            raise SourceError(f"{format_path(path)}: nested more than {MAX_DEPTH} levels deep", line, col)
+        if isinstance(value, dict):
+            stack.extend((item, (*path, key)) for key, item in value.items() if isinstance(key, str))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(value))
 
 
 # -- YAML ---------------------------------------------------------------------------------------------
 
 
 def _parse_yaml(text: str) -> Document:
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        # Constructing from the checked node (rather than parsing again) keeps aliases shared, not copied.
+        data = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise SourceError("invalid YAML: nested too deeply", *_first_deep_line(text)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "cannot parse"
@@ -85,10 +136,45 @@ def _parse_yaml(text: str) -> Document:
         raise SourceError(f"invalid YAML: {problem}", mark.line + 1, mark.column + 1) from None
     except yaml.YAMLError as exc:
         raise SourceError(f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     document = Document(data)
     if node is not None:
         _walk_yaml(node, (), document)
+    _check_depth(document)
     return document
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values ``node`` stands for once its aliases are expanded; refuses cycles and bombs.
+
+    An alias shares its anchor's node, so a few lines can stand for billions of values (or for a
+    value inside itself); every later pass would expand them.
+    """
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        mark = node.start_mark
+        raise SourceError("invalid YAML: an alias refers to a value that contains it", mark.line + 1, mark.column + 1)
+    open_nodes.add(key)
+    total = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in _children(node))
+    open_nodes.discard(key)
+    if total > MAX_YAML_VALUES:
+        mark = node.start_mark
+        raise SourceError(
+            f"invalid YAML: aliases expand to more than {MAX_YAML_VALUES} values; write the values out instead",
+            mark.line + 1,
+            mark.column + 1,
+        )
+    sizes[key] = total
+    return total
 
 
 def _walk_yaml(node: yaml.Node, path: KeyPath, document: Document) -> None:

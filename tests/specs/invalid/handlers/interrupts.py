@@ -1,0 +1,3 @@
+"""A module that interrupts its own import."""
+
+raise KeyboardInterrupt
