@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from chutes.errors import ChuteDefinitionError
 from chutes.signature import HandlerSignature
@@ -26,9 +26,14 @@ def check_schedule(schedule: str) -> str:
             f"got {schedule!r}"
         )
     try:
-        croniter(schedule, datetime(2000, 1, 1))
+        times = croniter(schedule, datetime(2000, 1, 1))
     except (ValueError, KeyError) as exc:
         raise ChuteDefinitionError(f"schedule {schedule!r} is not a valid cron expression: {exc}") from None
+    try:
+        times.get_next(datetime)
+    except CroniterBadDateError:
+        # Like '0 0 30 2 *': valid fields, but no such date; the scheduler would find no time to wait for.
+        raise ChuteDefinitionError(f"schedule {schedule!r} never fires (no such date)") from None
     return schedule
 
 

@@ -40,6 +40,11 @@ async def place(self: Chute, order: Order) -> dict[str, Any]:
 
 
 @chute.job(retry_count=0)
+async def note(self: Chute, value: Any = None) -> Any:
+    return value
+
+
+@chute.job(retry_count=0)
 def hold(self: Chute) -> str:
     release.wait(5)
     return "released"
@@ -68,7 +73,7 @@ def wait_for(client: TestClient, run_id: str, done: Callable[[dict[str, Any]], b
 
 def test_list_job_definitions(client: TestClient) -> None:
     jobs = {job["name"]: job for job in client.get("/_jobs").json()}
-    assert list(jobs) == ["nightly", "add", "place-order", "hold"]
+    assert list(jobs) == ["nightly", "add", "place-order", "note", "hold"]
     nightly_job = jobs["nightly"]
     assert nightly_job["schedule"] == "0 2 * * *"
     assert nightly_job["retry_count"] == 2
@@ -108,6 +113,35 @@ def test_bad_input_is_refused_at_submit_time(client: TestClient) -> None:
     assert malformed.status_code == 422
     assert malformed.json()["detail"][0]["type"] == "json_invalid"
     assert client.get("/_jobs/runs").json() == []  # nothing was queued
+
+
+def test_nan_and_infinity_are_refused_at_submit_time(client: TestClient) -> None:
+    for literal in (b"NaN", b"Infinity", b"-Infinity"):
+        response = client.post("/_jobs/note", content=b'{"value": %s}' % literal)
+        assert response.status_code == 422, literal
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert client.get("/_jobs/runs").json() == []
+    refused = client.post("/_jobs/add", content=b'{"a": NaN}')  # pydantic's own error quotes the NaN
+    assert refused.status_code == 422
+    assert [(e["type"], e["input"]) for e in refused.json()["detail"]] == [("finite_number", "NaN")]
+
+
+def test_malformed_json_is_not_echoed(client: TestClient) -> None:
+    body = b'{"a": 1, "secret": "' + b"s" * 10_000
+    response = client.post("/_jobs/add", content=body)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["type"], error["input"]) == ("json_invalid", {})
+    assert b"sss" not in response.content
+
+
+def test_non_ascii_and_large_inputs_round_trip(client: TestClient) -> None:
+    value = {"text": "héllo wörld ✓ 日本語 🚀", "big": "x" * 2_000_000}
+    run_id = client.post("/_jobs/note", json={"value": value}).json()["id"]
+    run = wait_for(client, run_id, lambda run: run["status"] == "completed")
+    assert run["input"] == {"value": value}
+    assert run["result"] == value
+    assert client.get("/_jobs/runs", params={"name": "note"}).json()[0]["result"] == value
 
 
 def test_unknown_jobs_and_runs_are_404(client: TestClient) -> None:

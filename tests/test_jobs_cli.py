@@ -34,6 +34,23 @@ async def scale(self, value: int = 1) -> dict:
 @chute.job(retry_count=1)
 def broken(self):
     raise RuntimeError("out of coffee")
+
+@chute.job(retry_count=0)
+async def opaque(self):
+    return object()
+
+@chute.job(retry_count=0)
+async def cancels_itself(self):
+    import os
+    from chutes.jobs.store import RunStore
+    store = RunStore(Path(os.environ["CHUTES_DATA_DIR"]) / "cli-test.jobs.sqlite3")
+    [run] = store.runs(status="running")
+    store.cancel(run.id, 0.0)  # as the API of a server sharing the store would
+    return "too late"
+
+@chute.job(retry_count=0)
+async def greet(self, name: str) -> str:
+    return f"héllo {name} ✓"
 """
 
 
@@ -88,7 +105,10 @@ def test_bad_input_unknown_jobs_and_runs_are_clean_errors(target: str, capsys: p
     assert main(["jobs", "run", target, "scale", "--input", "{oops"]) == 1
     assert "error: --input" in capsys.readouterr().err
     assert main(["jobs", "run", target, "missing"]) == 1
-    assert "job 'missing' not found in chute cli-test (its jobs: broken, scale)" in capsys.readouterr().err
+    assert (
+        "job 'missing' not found in chute cli-test (its jobs: broken, cancels_itself, greet, opaque, scale)"
+        in capsys.readouterr().err
+    )
     assert main(["jobs", "show", target, "nope"]) == 1
     assert "run 'nope' not found" in capsys.readouterr().err
 
@@ -97,3 +117,37 @@ def test_bad_usage_exits_2(target: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["jobs", "frobnicate", target])
     assert exit_info.value.code == 2
+
+
+def test_run_exit_codes_for_unserializable_results_and_cancelled_runs(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["jobs", "run", target, "opaque"]) == 1
+    assert "failed after 1 attempt(s): job opaque returned a value that is not JSON-serializable" in (
+        capsys.readouterr().err
+    )
+    assert main(["jobs", "run", target, "cancels_itself"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: job cancels_itself run ")
+    assert captured.err.endswith(" cancelled after 1 attempt(s)\n")
+
+
+def test_non_ascii_input_and_result(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "run", target, "greet", "--input", '{"name": "Zoë"}']) == 0
+    assert json.loads(capsys.readouterr().out) == "héllo Zoë ✓"
+    assert main(["jobs", "submit", target, "greet", "--input", '{"name": "日本"}']) == 0
+    run_id = json.loads(capsys.readouterr().out)["id"]
+    assert main(["jobs", "show", target, run_id]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == {"name": "日本"}
+
+
+def test_an_unusable_data_directory_is_a_clean_error(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    monkeypatch.setenv("CHUTES_DATA_DIR", str(tmp_path / "blocker" / "data"))
+    assert main(["jobs", "submit", target, "scale"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot open the job store at ")
+    assert main(["jobs", "run", target, "scale"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot open the job store at ")

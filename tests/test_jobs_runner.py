@@ -7,12 +7,13 @@ import os
 import threading
 import time
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from chutes.chute import Chute
 from chutes.jobs.clock import ManualClock
@@ -60,6 +61,36 @@ async def own_timeout(self: Chute) -> None:
 @chute.job(retry_count=2)
 async def blocked(self: Chute) -> None:
     await asyncio.sleep(30)
+
+
+@chute.job(retry_count=2)
+async def opaque(self: Chute, kind: str) -> Any:
+    return {"object": object(), "nan": float("nan")}[kind]
+
+
+@chute.job(retry_count=1)
+async def exits(self: Chute) -> None:
+    raise SystemExit(3)
+
+
+@chute.job(retry_count=0)
+def interrupts(self: Chute) -> None:
+    raise KeyboardInterrupt
+
+
+@chute.job(retry_count=0)
+async def self_cancelled(self: Chute) -> None:
+    raise asyncio.CancelledError("upstream gave up")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True)
+    when: datetime
+
+
+@chute.job(retry_count=0)
+async def strict(self: Chute, value: Strict) -> str:
+    return value.when.isoformat()
 
 
 @pytest.fixture
@@ -274,3 +305,48 @@ def test_sync_jobs_run_off_the_event_loop(store: RunStore) -> None:
     asyncio.run(scenario())
     assert seen
     assert seen[0] != threading.get_ident()
+
+
+@pytest.mark.parametrize(("kind", "detail"), [("object", "Unable to serialize unknown type"), ("nan", "Out of range")])
+def test_a_result_that_is_not_json_fails_the_run_without_retrying(store: RunStore, kind: str, detail: str) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock), clock, "opaque", f'{{"kind": "{kind}"}}')
+    assert (run.status, run.attempts, run.result_json) == ("failed", 1, None)
+    assert run.error is not None
+    assert run.error.startswith("job opaque returned a value that is not JSON-serializable: ")
+    assert detail in run.error
+
+
+@pytest.mark.parametrize(("name", "error"), [("exits", "SystemExit: 3"), ("interrupts", "KeyboardInterrupt: ")])
+def test_system_exit_or_keyboard_interrupt_in_a_job_only_fails_the_attempt(
+    store: RunStore, name: str, error: str
+) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock, backoff=0.0), clock, name)
+    assert (run.status, run.attempts, run.error) == ("failed", chute.jobs[name].max_attempts, error)
+
+
+def test_stored_input_is_bound_as_json_like_at_submit_time(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock), clock, "strict", '{"when": "2024-01-01T00:00:00Z"}')
+    assert (run.status, run.result) == ("completed", "2024-01-01T00:00:00+00:00")
+
+
+def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_complete(*args: Any) -> bool:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(store, "complete", broken_complete)
+    clock = ManualClock(0.0)
+    runner = make_runner(store, clock)
+    run = execute(store, runner, clock, "add", '{"a": 1}')
+    assert (run.status, run.owner, run.error) == ("failed", None, "internal error: RuntimeError: boom")
+    assert runner.running == {}
+
+
+def test_a_cancelled_error_raised_by_the_job_itself_is_an_ordinary_failure(store: RunStore) -> None:
+    clock = ManualClock(0.0)
+    run = execute(store, make_runner(store, clock, backoff=0.0), clock, "self_cancelled")
+    assert (run.status, run.attempts, run.error) == ("failed", 1, "CancelledError: upstream gave up")

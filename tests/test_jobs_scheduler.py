@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chutes.chute import Chute
+from chutes.errors import ChuteDefinitionError
+from chutes.job import check_schedule
 from chutes.jobs.clock import ManualClock
 from chutes.jobs.scheduler import Scheduler, next_fire, time_zone
 from chutes.jobs.store import Run, RunStore
@@ -146,3 +149,73 @@ def test_schedules_start_from_now_without_replaying_the_past(tmp_path: Path) -> 
         return fired
 
     assert asyncio.run(scenario()) == []
+
+
+def _fires(schedule: str, zone: str, start: str, count: int) -> list[str]:
+    timestamp, times = datetime.fromisoformat(start).timestamp(), []
+    for _ in range(count):
+        timestamp = next_fire(schedule, time_zone(zone), timestamp)
+        times.append(datetime.fromtimestamp(timestamp, time_zone(zone)).isoformat())
+    return times
+
+
+def test_a_fixed_time_fires_once_when_the_clocks_go_back() -> None:
+    # 2024-10-27 in Paris: 03:00 CEST becomes 02:00 CET, so 02:30 happens twice.
+    assert _fires("30 2 * * *", "Europe/Paris", "2024-10-26T12:00:00+02:00", 3) == [
+        "2024-10-27T02:30:00+02:00",
+        "2024-10-28T02:30:00+01:00",
+        "2024-10-29T02:30:00+01:00",
+    ]
+    # A schedule repeating within the hour keeps firing through the repeated hour, as cron does.
+    assert _fires("0 * * * *", "Europe/Paris", "2024-10-27T01:30:00+02:00", 3) == [
+        "2024-10-27T02:00:00+02:00",
+        "2024-10-27T02:00:00+01:00",
+        "2024-10-27T03:00:00+01:00",
+    ]
+
+
+def test_a_fixed_time_skipped_when_the_clocks_go_forward_fires_once_after_the_change() -> None:
+    # 2024-03-31 in Paris: 02:00 CET becomes 03:00 CEST, so 02:30 does not exist that night.
+    assert _fires("30 2 * * *", "Europe/Paris", "2024-03-30T12:00:00+01:00", 2) == [
+        "2024-03-31T03:00:00+02:00",
+        "2024-04-01T02:30:00+02:00",
+    ]
+
+
+def test_a_failing_firing_is_logged_and_the_schedules_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> list[Run]:
+        clock = ManualClock(ts("2024-01-15T10:30:30"))
+        fired: list[Run] = []
+        store = RunStore(tmp_path / "s.db")
+        fire = store.fire
+        failures = iter([RuntimeError("firing bug")])
+
+        def flaky_fire(*args: Any) -> Run | None:
+            for failure in failures:
+                raise failure
+            return fire(*args)
+
+        monkeypatch.setattr(store, "fire", flaky_fire)
+        scheduler = Scheduler([chute.jobs["every_minute"]], store, clock, "UTC", on_fire=fired.append)
+        task = asyncio.create_task(scheduler.run())
+        await _settle()
+        clock.advance(30.0)  # 10:31: the firing fails
+        await _settle()
+        clock.advance(60.0)  # 10:32: fires
+        await _settle()
+        assert not task.done()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return fired
+
+    fired = asyncio.run(scenario())
+    assert [run.scheduled_for for run in fired] == [ts("2024-01-15T10:32:00")]
+    assert "firing bug" in caplog.text
+
+
+def test_a_schedule_that_never_fires_is_refused_at_definition() -> None:
+    with pytest.raises(ChuteDefinitionError, match=r"schedule '0 0 30 2 \*' never fires \(no such date\)"):
+        check_schedule("0 0 30 2 *")
+    assert check_schedule("0 0 29 2 *") == "0 0 29 2 *"  # leap days exist

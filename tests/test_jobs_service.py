@@ -41,6 +41,11 @@ async def broken(self: Chute) -> None:
     raise ValueError("nope")
 
 
+@chute.job(retry_count=0)
+async def quits(self: Chute) -> None:
+    raise SystemExit(1)
+
+
 @chute.job(schedule="* * * * *")
 async def ticker(self: Chute) -> str:
     return "tick"
@@ -297,3 +302,93 @@ def test_a_bad_time_zone_fails_the_start(tmp_path: Path) -> None:
     service = make(tmp_path, timezone="Nowhere/Land")
     with pytest.raises(ValueError, match="unknown time zone"):
         asyncio.run(service.start())
+
+
+def test_runs_of_a_job_no_longer_defined_fail_at_start(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "service-test.jobs.sqlite3")
+    queued = store.submit("retired", "{}", 4, "api", T0)
+    left_running = store.submit("retired", "{}", 4, "api", T0)
+    store.claim(_dead_owner(), ["retired"], T0, T0 + 30)
+    kept = store.submit("echo", '{"value": 1}', 4, "api", T0)
+    service = make(tmp_path)
+
+    async def scenario() -> None:
+        await service.start()
+        await eventually(lambda: status(service, kept.id) == "completed")
+        await service.stop()
+
+    asyncio.run(scenario())
+    for run_id in (queued.id, left_running.id):
+        run = store.get(run_id)
+        assert run is not None
+        assert (run.status, run.error) == ("failed", "job 'retired' is no longer defined in chute service-test")
+        assert run.finished_at == T0
+
+
+def test_a_job_raising_system_exit_fails_its_run_and_the_workers_go_on(tmp_path: Path) -> None:
+    service = make(tmp_path)
+
+    async def scenario() -> None:
+        await service.start()
+        quitting = service.submit("quits", b"")
+        after = service.submit("echo", b'{"value": "still here"}')
+        await eventually(lambda: status(service, after.id) == "completed")
+        assert service.store is not None
+        assert service.store.get(quitting.id).error == "SystemExit: 1"  # type: ignore[union-attr]
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_worker_loop_logs_unexpected_errors_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = make(tmp_path)
+
+    async def scenario() -> None:
+        await service.start()
+        assert service.store is not None
+        claim = service.store.claim
+        failures = iter([RuntimeError("claim bug")])
+
+        def flaky_claim(*args: Any) -> Run | None:
+            for failure in failures:
+                raise failure
+            return claim(*args)
+
+        monkeypatch.setattr(service.store, "claim", flaky_claim)
+        run = service.submit("echo", b'{"value": 2}')
+        await eventually(lambda: status(service, run.id) == "completed")
+        await service.stop()
+
+    asyncio.run(scenario())
+    assert "jobs: worker error" in caplog.text
+    assert "claim bug" in caplog.text
+
+
+def test_the_heartbeat_logs_unexpected_errors_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(T0)
+    service = make(tmp_path, clock, scheduler=False)
+    beats: list[int] = []
+
+    async def scenario() -> None:
+        await service.start()
+        assert service.runner is not None
+
+        def keep_leases() -> None:
+            beats.append(1)
+            if len(beats) == 1:
+                raise RuntimeError("heartbeat bug")
+
+        monkeypatch.setattr(service.runner, "keep_leases", keep_leases)
+        for _ in range(2):
+            await eventually(lambda: clock.sleepers == 1)
+            clock.advance(HEARTBEAT_SECONDS)
+            await asyncio.sleep(0.01)
+        await service.stop()
+
+    asyncio.run(scenario())
+    assert len(beats) == 2
+    assert "heartbeat bug" in caplog.text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes.jobs.store import RunFinishedError, RunNotFoundError, RunStore, iso, store_path
+from chutes.jobs.store import RunFinishedError, RunNotFoundError, RunStore, RunStoreError, iso, store_path
 
 
 @pytest.fixture
@@ -196,3 +196,39 @@ def test_renew_extends_our_leases_and_reports_runs_taken_from_us(store: RunStore
 def test_iso() -> None:
     assert iso(None) is None
     assert iso(0.5) == "1970-01-01T00:00:00.500Z"
+
+
+def test_a_missing_data_directory_is_created(tmp_path: Path) -> None:
+    RunStore(tmp_path / "a" / "b" / "jobs.sqlite3").close()
+    assert (tmp_path / "a" / "b" / "jobs.sqlite3").is_file()
+
+
+def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(RunStoreError, match=r"cannot open the job store at .*file/jobs\.sqlite3 \(CHUTES_DATA_DIR\): "):
+        RunStore(tmp_path / "file" / "jobs.sqlite3")
+    (tmp_path / "folder.sqlite3").mkdir()
+    with pytest.raises(RunStoreError, match="unable to open database file"):
+        RunStore(tmp_path / "folder.sqlite3")
+    (tmp_path / "garbage.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(RunStoreError, match="file is not a database"):
+        RunStore(tmp_path / "garbage.sqlite3")
+
+
+def test_a_read_only_data_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RunStoreError, match="cannot open the job store at /proc/"):
+        RunStore("/proc/chutes-test/jobs.sqlite3")
+
+
+def test_a_store_locked_by_another_process_waits_then_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    RunStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(RunStoreError, match="database is locked"):
+            RunStore(path, timeout=0.01)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    RunStore(path, timeout=0.01).close()

@@ -115,20 +115,21 @@ def submit_job(args: argparse.Namespace) -> int:
 
 def run_job(args: argparse.Namespace) -> int:
     """``jobs run TARGET NAME``: run it now with the chute's startup and shutdown hooks; print the result."""
+    from chutes.jobs.service import input_json
+
     chute = _load(args.target)
     _check_job(chute, args.name)
     service = _service(chute)
     try:
-        service.job(args.name).signature.bind_json(args.input.encode())
+        input_json(service.job(args.name), args.input.encode())  # checked before the startup hooks run
     except ValidationError as exc:
         raise _input_error(exc) from None
     run: Run = asyncio.run(_run_with_hooks(chute, service, args.name, args.input.encode()))
     if run.status == "completed":
         _print_json(run.result)
         return 0
-    print(
-        f"error: job {run.name} run {run.id} {run.status} after {run.attempts} attempt(s): {run.error}", file=sys.stderr
-    )
+    reason = "" if run.error is None else f": {run.error}"  # a run cancelled by request has no error
+    print(f"error: job {run.name} run {run.id} {run.status} after {run.attempts} attempt(s){reason}", file=sys.stderr)
     return 1
 
 

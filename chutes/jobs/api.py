@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic_core
@@ -22,16 +23,19 @@ StatusFilter = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    """A pydantic error as FastAPI's 422 ``detail``: each problem located under ``body``."""
+    """A pydantic error as FastAPI's 422 ``detail``: each problem located under ``body``.
+
+    Like FastAPI, a body that is not JSON is not echoed back; a NaN or infinite input shows as a string.
+    """
     detail = []
     for error in exc.errors(include_url=False):
         item: dict[str, Any] = {"type": error["type"], "loc": ["body", *error["loc"]], "msg": error["msg"]}
         if "input" in error:
-            item["input"] = error["input"]
+            item["input"] = {} if error["type"] == "json_invalid" else error["input"]
         if error.get("ctx"):
             item["ctx"] = error["ctx"]
         detail.append(item)
-    return list(pydantic_core.to_jsonable_python(detail, fallback=str))
+    return list(json.loads(pydantic_core.to_json(detail, inf_nan_mode="strings", fallback=str)))
 
 
 def build_router(service: JobService) -> APIRouter:

@@ -9,9 +9,11 @@ dropped. Write long sync jobs to check for their own deadline, or make them ``as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -158,30 +160,51 @@ class Runner:
                 # Interrupted by our own shutdown, not by the job: the attempt does not count.
                 self.store.requeue(run.id, self.owner, uncount=in_attempt)
             self.chute.logger.info("job %s: run %s cancelled", job.name, run.id)
+        except Exception as exc:
+            # A bug or a store failure, not the job's own error: a run left running under a live owner
+            # would never be taken up again, so it fails with the cause when the store lets us.
+            self.chute.logger.exception("job %s: run %s: unexpected error", job.name, run.id)
+            with contextlib.suppress(sqlite3.Error):
+                if self.store.fail(
+                    run.id, self.owner, f"internal error: {type(exc).__name__}: {exc}", self.clock.time()
+                ):
+                    self._finished(job, "failed", started, self.clock.time())
         finally:
             self._reasons.pop(run.id, None)
             self._tasks.pop(run.id, None)
 
     async def _attempt(self, job: Job, run: Run, attempt: int) -> _Outcome:
         try:
-            kwargs = job.signature.bind_python(run.input)
+            # Bound from the stored JSON exactly as at submit time (strict models accept JSON strings only).
+            kwargs = job.signature.bind_json(run.input_json.encode())
         except ValidationError as exc:
             return _Outcome(False, f"invalid input: {exc}", retry=False)
         deadline = asyncio.timeout(job.timeout)
         try:
             async with deadline:
                 result = await call_handler(job.func, self.chute, kwargs)
-            return _Outcome(True, result_json(result))
         except TimeoutError as exc:
             if deadline.expired():
                 error = f"attempt {attempt} of {run.max_attempts} timed out after {job.timeout:g} s"
                 self.chute.logger.warning("job %s: run %s: %s", job.name, run.id, error)
                 return _Outcome(False, error)
             return self._error(job, run, attempt, exc)
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return self._error(job, run, attempt, exc)  # raised by the job itself, not a cancellation of the run
+        except BaseException as exc:
+            # SystemExit or KeyboardInterrupt raised by a job fails its attempt; it must not stop the server.
             return self._error(job, run, attempt, exc)
+        try:
+            return _Outcome(True, result_json(result))
+        except Exception as exc:  # ValueError mostly; a custom type's serializer may raise anything
+            error = f"job {job.name} returned a value that is not JSON-serializable: {exc}"
+            self.chute.logger.warning("job %s: run %s: %s", job.name, run.id, error)
+            return _Outcome(False, error, retry=False)
 
-    def _error(self, job: Job, run: Run, attempt: int, exc: Exception) -> _Outcome:
+    def _error(self, job: Job, run: Run, attempt: int, exc: BaseException) -> _Outcome:
         self.chute.logger.warning(
             "job %s: run %s: attempt %d of %d failed", job.name, run.id, attempt, run.max_attempts, exc_info=exc
         )
@@ -213,5 +236,11 @@ class Runner:
 
 
 def result_json(value: Any) -> str:
-    """A job result as JSON text (pydantic models, dataclasses, datetimes... as JSON)."""
-    return json.dumps(pydantic_core.to_jsonable_python(value))
+    """A job result as JSON text (pydantic models, dataclasses, datetimes... as JSON).
+
+    Raises ``ValueError`` for what strict JSON cannot hold (unknown types, NaN and infinities, lone
+    surrogates), which would otherwise break every later listing of the run.
+    """
+    text = json.dumps(pydantic_core.to_jsonable_python(value), allow_nan=False, ensure_ascii=False)
+    text.encode()  # UnicodeEncodeError (a ValueError) for lone surrogates
+    return text

@@ -34,8 +34,16 @@ def time_zone(name: str) -> ZoneInfo:
 
 def next_fire(schedule: str, zone: ZoneInfo, timestamp: float) -> float:
     """The first time ``schedule`` fires strictly after ``timestamp`` (epoch seconds), read in ``zone``."""
-    start = datetime.fromtimestamp(timestamp, zone)
-    return float(croniter(schedule, start).get_next(datetime).timestamp())
+    times = croniter(schedule, datetime.fromtimestamp(timestamp, zone))
+    minute, hour = schedule.split()[:2]
+    fixed_time = not minute.startswith("*") and not hour.startswith("*")
+    while True:
+        fire = float(times.get_next(datetime).timestamp())
+        local = datetime.fromtimestamp(fire, zone)
+        # As in cron: when the clocks go back, a fixed time of day fires in the first pass only; schedules
+        # with a '*' minute or hour fire in both passes, since they mean "every ...".
+        if not (fixed_time and local.fold and local.replace(fold=0).utcoffset() != local.utcoffset()):
+            return fire
 
 
 class Scheduler:
@@ -96,6 +104,10 @@ class Scheduler:
                 run = self.store.fire(job.name, int(due), job.max_attempts, now)
             except sqlite3.Error:
                 _log.exception("job %s: could not fire its schedule", job.name)
+                run = None
+            except Exception:
+                # One failing loop would end every schedule of the task group, silently: log it and go on.
+                _log.exception("job %s: error while firing its schedule", job.name)
                 run = None
             if run is not None and self._on_fire is not None:
                 self._on_fire(run)

@@ -14,11 +14,15 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+import pydantic_core
+from pydantic import ValidationError
+
 from chutes.jobs.clock import Clock, default_clock
 from chutes.jobs.metrics import JobMetrics
 from chutes.jobs.runner import Runner
 from chutes.jobs.scheduler import Scheduler, next_fire, time_zone
 from chutes.jobs.store import Run, RunStore, Trigger, store_path
+from chutes.signature import BindingKind
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,15 +48,21 @@ def input_json(job: Job, body: bytes) -> str:
     """Validate a run's input as the job's handler would bind it, and return it as JSON text to store.
 
     Raises pydantic's ``ValidationError`` for bad input. The stored input is the decoded body itself
-    (``{}`` when empty), bound again with ``bind_python`` when the run executes.
+    (``{}`` when empty, strict JSON), bound again with ``bind_json`` when the run executes.
     """
     job.signature.bind_json(body)
     if not body.strip():
         return "{}"
     try:
-        return json.dumps(json.loads(body))
-    except ValueError:  # only a job without input parameters accepts (and ignores) a body that is not JSON
-        return "{}"
+        # Strict JSON only: NaN or Infinity would be stored, then break every listing of the run.
+        return json.dumps(pydantic_core.from_json(body, allow_inf_nan=False), ensure_ascii=False)
+    except ValueError as exc:
+        if job.signature.kind is BindingKind.NONE:  # a job without input ignores a body that is not JSON
+            return "{}"
+        raise ValidationError.from_exception_data(
+            "input",
+            [{"type": "json_invalid", "loc": (), "input": body.decode(errors="replace"), "ctx": {"error": str(exc)}}],
+        ) from None
 
 
 def iso_seconds(timestamp: float | None) -> str | None:
@@ -111,8 +121,10 @@ class JobService:
         """
         if not self.chute.jobs:
             return
-        _, runner = self._open()
+        store, runner = self._open()
         runner.recover()
+        for run in store.fail_undefined(list(self.chute.jobs), self.clock.time(), self.chute.name):
+            self.chute.logger.warning("job %s: run %s failed: %s", run.name, run.id, run.error)
         self._spawn(self._heartbeat(), "chutes-jobs-heartbeat")
         for index in range(self.settings.job_workers):
             self._spawn(self._work(), f"chutes-jobs-worker-{index}")
@@ -160,6 +172,10 @@ class JobService:
             except sqlite3.Error:
                 self.chute.logger.exception("jobs: could not claim a run")
                 run = None
+            except Exception:
+                # A worker that dies stops executing runs without a word: log the bug and go on.
+                self.chute.logger.exception("jobs: worker error")
+                run = None
             if run is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), POLL_SECONDS)
@@ -170,6 +186,8 @@ class JobService:
                 # The store failed under the run (a disk error, a lock held too long): the run keeps its
                 # lease, so recovery takes it up again; this worker goes on with the next one.
                 self.chute.logger.exception("jobs: could not record the outcome of run %s", run.id)
+            except Exception:
+                self.chute.logger.exception("jobs: worker error while executing run %s", run.id)
 
     async def _heartbeat(self) -> None:
         assert self.runner is not None
@@ -182,6 +200,9 @@ class JobService:
                     self.wake()
             except sqlite3.Error:
                 self.chute.logger.exception("jobs: could not renew run leases")
+            except Exception:
+                # Without the heartbeat, leases expire and other processes take running runs over.
+                self.chute.logger.exception("jobs: heartbeat error")
 
     # -- operations (the API and the CLI) ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "RunStore",
+    "RunStoreError",
     "iso",
     "store_path",
 ]
@@ -69,6 +70,13 @@ _COLUMNS = (
     "id, job, input, status, attempts, max_attempts, result, error, trigger, scheduled_for, "
     "created_at, started_at, finished_at, owner, lease_until"
 )
+
+
+class RunStoreError(ValueError):
+    """The run store cannot be opened: an unwritable or wrong data directory, a damaged or locked file."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(f"cannot open the job store at {path} (CHUTES_DATA_DIR): {exc}")
 
 
 class RunNotFoundError(LookupError):
@@ -151,20 +159,31 @@ def _run(row: tuple[Any, ...]) -> Run:
 class RunStore:
     """Job runs and cron firings in a SQLite file; safe to share between processes and threads."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
+        """Open (and create, with its folder) the store at ``path``; raises ``RunStoreError`` when it cannot.
+
+        ``timeout`` is how long a statement waits for another process's write lock.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: single statements are atomic on their own; multi-statement changes use BEGIN IMMEDIATE.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # With WAL, NORMAL loses at most the last commits on power loss, never consistency.
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: single statements are atomic on their own; multi-statement changes use BEGIN IMMEDIATE.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+        except (OSError, sqlite3.Error) as exc:
+            raise RunStoreError(self.path, exc) from exc
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # With WAL, NORMAL loses at most the last commits on power loss, never consistency.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise RunStoreError(self.path, exc) from exc
 
     def close(self) -> None:
         """Close the connection."""
@@ -344,6 +363,18 @@ class RunStore:
                     ).fetchone()
                 changed.append(_run(row))
         return changed
+
+    def fail_undefined(self, jobs: Sequence[str], now: float, chute: str) -> list[Run]:
+        """Fail the queued runs of jobs not in ``jobs`` (no longer defined), which nothing would ever claim."""
+        marks = ", ".join("?" * len(jobs))
+        with self._lock:
+            rows = self._db.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, "
+                f"error = 'job ' || quote(job) || ' is no longer defined in chute ' || ? "
+                f"WHERE status = 'queued' AND job NOT IN ({marks}) RETURNING {_COLUMNS}",
+                (now, chute, *jobs),
+            ).fetchall()
+        return [_run(row) for row in rows]
 
     def cancel(self, run_id: str, now: float) -> Run:
         """Cancel a queued or running run; raises ``RunNotFoundError`` or ``RunFinishedError``."""
