@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from chutes.text import is_one_line
+
 __all__ = [
     "DEFAULT_BASE",
     "Add",
@@ -64,9 +66,9 @@ def _text(field: str, value: object) -> str:
         raise ImageError(f"{field} must be a string, got {type(value).__name__} {value!r}")
     if not value.strip():
         raise ImageError(f"{field} must not be empty")
-    # Each value becomes one Dockerfile line; a newline would start a new instruction.
-    if "\n" in value or "\r" in value or "\0" in value:
-        raise ImageError(f"{field} must be a single line without NUL characters, got {value!r}")
+    # Each value becomes one Dockerfile line; a line break would start a new instruction.
+    if not is_one_line(value):
+        raise ImageError(f"{field} must be a single line without control characters, got {value!r}")
     return value
 
 
@@ -323,7 +325,7 @@ class Image:
     def with_env(self, key: str, value: str) -> Image:
         """Set environment variable ``key`` to ``value``."""
         key = _matching("environment variable name", key, _ENV_KEY, "expected letters, digits and '_', e.g. 'HF_HOME'")
-        if not isinstance(value, str) or "\n" in value or "\r" in value or "\0" in value:
+        if not isinstance(value, str) or not is_one_line(value):
             raise ImageError(f"environment variable {key} must be a single-line string, got {value!r}")
         return self._append(Env(key, value))
 

@@ -175,8 +175,14 @@ def test_invalid_index_url() -> None:
 def test_run_command_rejects_newline_and_nul() -> None:
     with pytest.raises(ImageError, match="run_command command must be a single line"):
         make().run_command("apt-get update\nrm -rf /")
-    with pytest.raises(ImageError, match="single line without NUL"):
+    with pytest.raises(ImageError, match="single line without control characters"):
         make().run_command("echo \0")
+    for separator in ("\u2028", "\x85", "\x0b", "\x1b[2J"):
+        with pytest.raises(ImageError, match="single line without control characters"):
+            make().run_command(f"echo a{separator}b")
+        with pytest.raises(ImageError, match="must be a single-line string"):
+            make().with_env("GREETING", f"a{separator}b")
+    assert make().run_command("printf 'a\tb'").steps[-1] == Run("printf 'a\tb'")
     with pytest.raises(ImageError, match="must not be empty"):
         make().run_command("  ")
 

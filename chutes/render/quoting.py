@@ -13,15 +13,14 @@ import re
 import shlex
 from collections.abc import Iterable
 
+from chutes.text import is_one_line
+
 __all__ = ["RenderError", "check_line", "docker_json", "docker_word", "markdown_cell", "markdown_line", "shell_join"]
 
 # Characters that need no quoting in a Dockerfile word (WORKDIR, USER, ENV value).
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
 # A Markdown code span: a run of backticks, then anything up to a run of the same length.
 _CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
-# Control characters but tab, and the Unicode line and paragraph separators: editors, terminals and
-# other parsers break lines at some of them (U+0085, U+2028, VT, FF) or act on them (ESC).
-_NOT_ONE_LINE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class RenderError(ValueError):
@@ -36,7 +35,7 @@ def check_line(value: str, what: str) -> str:
     """
     if not isinstance(value, str):
         raise RenderError(f"{what} must be a string, got {type(value).__name__} {value!r}")
-    if _NOT_ONE_LINE.search(value):
+    if not is_one_line(value):
         raise RenderError(f"{what} must be a single line without control characters, got {value!r}")
     return value
 
