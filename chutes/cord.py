@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,15 @@ def _check_schema(value: object, key: str) -> type[BaseModel] | None:
     raise ChuteDefinitionError(f"{key} must be a pydantic BaseModel subclass, got {value!r}")
 
 
+def _returned_model(func: Callable[..., Any], localns: Mapping[str, Any] | None) -> type[BaseModel] | None:
+    """The pydantic model a handler's return annotation names, if any (its output, as FastAPI's response_model)."""
+    try:
+        returns = typing.get_type_hints(func, localns=dict(localns) if localns else None).get("return")
+    except Exception:  # an unresolvable annotation only costs the output model
+        return None
+    return returns if inspect.isclass(returns) and issubclass(returns, BaseModel) else None
+
+
 @dataclass(eq=False)
 class Cord:
     """An HTTP endpoint: the handler, its route and how its input and output are shaped."""
@@ -36,6 +46,7 @@ class Cord:
     stream: bool = False
     localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
+    output_model: type[BaseModel] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.public_api_path = check_path(self.public_api_path, "cord")
@@ -55,6 +66,7 @@ class Cord:
         self.signature = HandlerSignature.of(
             self.func, input_schema=self.input_schema, what="cord", localns=self.localns
         )
+        self.output_model = self.output_schema or _returned_model(self.func, self.localns)
         self.localns = None  # only needed to resolve annotations; do not keep the frame's locals alive
 
     @property

@@ -43,9 +43,14 @@ def json_bytes(cord: Cord, result: Any) -> bytes:
             raise OutputSchemaError(
                 f"cord {cord.name} returned a value that does not match {schema.__name__}: {exc}"
             ) from exc
+    model = cord.output_model
+    if model is not None and isinstance(result, model):
+        # A subclass instance goes out as the declared model, as FastAPI's response_model filters it.
+        return model.__pydantic_serializer__.to_json(result)
     if isinstance(result, BaseModel):
         return result.__pydantic_serializer__.to_json(result)
-    return pydantic_core.to_json(result)
+    # NaN and Infinity become null, as pydantic serializes them in models: the JSON standard has no literal for them.
+    return pydantic_core.to_json(result, inf_nan_mode="null")
 
 
 def _sse_chunk(item: Any) -> bytes:
@@ -53,7 +58,10 @@ def _sse_chunk(item: Any) -> bytes:
         return item
     if isinstance(item, str):
         return item.encode()
-    payload = item.__pydantic_serializer__.to_json(item) if isinstance(item, BaseModel) else pydantic_core.to_json(item)
+    if isinstance(item, BaseModel):
+        payload = item.__pydantic_serializer__.to_json(item)
+    else:
+        payload = pydantic_core.to_json(item, inf_nan_mode="null")
     return b"data: " + payload + b"\n\n"
 
 

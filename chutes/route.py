@@ -11,7 +11,7 @@ import inspect
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Query
-from pydantic import BaseModel
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -35,23 +35,28 @@ def _payload_annotation(cord: Cord) -> Any:
     return Annotated[binding.model, Body()]
 
 
-def _response_model(cord: Cord) -> type[BaseModel] | None:
-    if cord.output_schema is not None:
-        return cord.output_schema
-    returns = inspect.signature(cord.func).return_annotation
-    if inspect.isclass(returns) and issubclass(returns, BaseModel):
-        return returns
-    return None
+def _accepts_empty(cord: Cord) -> bool:
+    """Whether an empty body is valid input: the fast path reads it as ``{}``, so FastAPI must not require it."""
+    if cord.method == "GET" or cord.signature.kind is BindingKind.NONE:
+        return False
+    try:
+        cord.signature.bind_python({})
+    except ValidationError:
+        return False
+    return True
 
 
 def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
     """Register ``cord`` on ``app`` as a FastAPI route bound to ``owner`` (the chute)."""
     binding = cord.signature
     annotation = _payload_annotation(cord)
+    optional = _accepts_empty(cord)
 
     async def endpoint(request: Request, payload: Any = None) -> Response:
-        if binding.kind is BindingKind.NONE:
-            kwargs: dict[str, Any] = {}
+        if payload is None and optional:
+            kwargs: dict[str, Any] = binding.bind_python({})
+        elif binding.kind is BindingKind.NONE:
+            kwargs = {}
         elif binding.kind is BindingKind.FIELDS:
             kwargs = dict(payload.__dict__)
         else:
@@ -62,7 +67,12 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
 
     params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     if annotation is not None:
-        params.append(inspect.Parameter("payload", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation))
+        default = None if optional else inspect.Parameter.empty
+        params.append(
+            inspect.Parameter(
+                "payload", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default
+            )
+        )
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = cord.name
     endpoint.__doc__ = cord.func.__doc__
@@ -76,7 +86,7 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
         cord.public_api_path,
         endpoint,
         methods=[cord.method],
-        response_model=None if content_type != "application/json" else _response_model(cord),
+        response_model=None if content_type != "application/json" else cord.output_model,
         responses=responses or None,
         summary=cord.name.replace("_", " ").capitalize(),
         description=cord.description,

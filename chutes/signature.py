@@ -52,6 +52,13 @@ def _is_collection(annotation: Any) -> bool:
     return False
 
 
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The query keys of a model's collection fields (by alias, as FastAPI reads them)."""
+    return frozenset(
+        field.alias or name for name, field in model.model_fields.items() if _is_collection(field.annotation)
+    )
+
+
 def _is_injected(annotation: Any, injected: tuple[type, ...]) -> bool:
     return inspect.isclass(annotation) and issubclass(annotation, injected)
 
@@ -125,13 +132,15 @@ class HandlerSignature:
                     f"got {len(inputs)} ({', '.join(p.name for p in inputs)})"
                 )
             param_name = inputs[0].name if inputs else None
-            return cls(BindingKind.MODEL, input_schema, param_name, request_param, (), frozenset())
+            return cls(BindingKind.MODEL, input_schema, param_name, request_param, (), _list_fields(input_schema))
         if not inputs:
             return cls(BindingKind.NONE, None, None, request_param, (), frozenset())
         if len(inputs) == 1 and inputs[0].default is inspect.Parameter.empty:
             only = inputs[0]
             if _is_model(only.annotation):
-                return cls(BindingKind.MODEL, only.annotation, only.name, request_param, (), frozenset())
+                return cls(
+                    BindingKind.MODEL, only.annotation, only.name, request_param, (), _list_fields(only.annotation)
+                )
             if _is_dict(only.annotation):
                 return cls(BindingKind.DICT, None, only.name, request_param, (), frozenset())
         fields: dict[str, Any] = {}
@@ -165,18 +174,21 @@ class HandlerSignature:
             return {self.param: _DICT_ADAPTER.validate_json(body)}
         return {}
 
-    def bind_python(self, data: Any) -> dict[str, Any]:
-        """Validate already-decoded input (a job's stored input, query parameters) the same way."""
+    def bind_python(self, data: Any, *, from_attributes: bool = False) -> dict[str, Any]:
+        """Validate already-decoded input (a job's stored input, query parameters) the same way.
+
+        ``from_attributes`` validates as FastAPI does, so a failure reads word for word like FastAPI's.
+        """
         if self.kind is BindingKind.FIELDS:
             assert self.model is not None
-            return dict(self.model.model_validate(data).__dict__)
+            return dict(self.model.model_validate(data, from_attributes=from_attributes).__dict__)
         if self.kind is BindingKind.MODEL:
             assert self.model is not None
-            value = self.model.model_validate(data)
+            value = self.model.model_validate(data, from_attributes=from_attributes)
             return {self.param: value} if self.param else {}
         if self.kind is BindingKind.DICT:
             assert self.param is not None
-            return {self.param: _DICT_ADAPTER.validate_python(data)}
+            return {self.param: _DICT_ADAPTER.validate_python(data, from_attributes=from_attributes)}
         return {}
 
     def bind_query(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -158,9 +158,13 @@ def test_malformed_json_is_422_without_echoing_the_body(client: TestClient) -> N
     response = client.post("/fields", content=b'{"prompt": "x",', headers={"content-type": "application/json"})
     assert response.status_code == 422
     (error,) = response.json()["detail"]
-    assert error["type"] == "json_invalid"
-    assert error["loc"] == ["body"]
-    assert "input" not in error
+    assert error == {
+        "type": "json_invalid",
+        "loc": ["body", 15],
+        "msg": "JSON decode error",
+        "input": {},  # FastAPI's shape: the body is never echoed
+        "ctx": {"error": "Expecting property name enclosed in double quotes"},
+    }
 
 
 def test_request_is_injected_with_request_id_and_body(client: TestClient) -> None:
@@ -362,3 +366,190 @@ def test_user_middleware_and_exception_handlers_apply_to_cords() -> None:
             "/check", headers={"Origin": "https://example.com", "Access-Control-Request-Method": "POST"}
         )
         assert preflight.status_code == 200
+
+
+class Query(BaseModel):
+    tags: list[str] = []
+    n: int = 1
+
+
+class Public(BaseModel):
+    name: str
+
+
+class Private(Public):
+    password: str
+
+
+def build_edges() -> Chute:
+    chute = Chute(username="acme", name="edges", image="python:3.11")
+
+    @chute.cord(public_api_path="/search", method="GET")
+    async def search(self: Chute, query: Query) -> Query:
+        return query
+
+    @chute.cord(public_api_path="/whoami")
+    async def whoami(self: Chute, request: Request) -> dict[str, Any]:
+        return {"title": request.app.title, "url": str(request.url_for("whoami"))}
+
+    @chute.cord(public_api_path="/user")
+    async def user(self: Chute) -> Public:
+        return Private(name="ann", password="hunter2")
+
+    @chute.cord(public_api_path="/crash")
+    async def crash(self: Chute) -> None:
+        raise RuntimeError("boom")
+
+    return chute
+
+
+@pytest.mark.parametrize("middleware", [False, True], ids=["direct", "with-middleware"])
+def test_edge_cases_answer_the_same_with_and_without_user_middleware(middleware: bool) -> None:
+    from starlette.middleware.gzip import GZipMiddleware
+
+    chute = build_edges()
+    if middleware:
+        chute.app.add_middleware(GZipMiddleware)
+    with TestClient(chute) as client:
+        # A GET cord whose one parameter is a model reads repeated query keys into its list fields.
+        assert client.get("/search", params=[("tags", "a"), ("tags", "b")]).json() == {"tags": ["a", "b"], "n": 1}
+        # An injected Request knows its app and router, as behind FastAPI.
+        assert client.post("/whoami").json() == {"title": "edges", "url": "http://testserver/whoami"}
+        # A subclass instance goes out as the declared model: the extra field is not leaked.
+        assert client.post("/user").json() == {"name": "ann"}
+    with TestClient(chute.app) as plain:
+        assert plain.post("/user").json() == {"name": "ann"}
+
+
+def test_an_exception_handler_registered_for_500_answers_cord_failures() -> None:
+    from fastapi.responses import JSONResponse
+
+    chute = build_edges()
+
+    @chute.app.exception_handler(500)
+    async def on_500(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"oops": type(exc).__name__}, status_code=500)
+
+    with TestClient(chute) as client:
+        response = client.post("/crash")
+        assert (response.status_code, response.json()) == (500, {"oops": "RuntimeError"})
+        assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "a" * 201, "two words", "tab\there", "caf\u00e9", "<\x7f>"],
+    ids=["empty", "too-long", "space", "tab", "latin-1", "control"],
+)
+@pytest.mark.parametrize("path", ["/crash", "/openapi.json"], ids=["cord", "fall-through"])
+def test_a_client_request_id_that_is_not_short_visible_ascii_is_replaced(value: str, path: str) -> None:
+    with TestClient(build_edges(), raise_server_exceptions=False) as client:
+        method = client.post if path == "/crash" else client.get
+        response = method(path, headers={"X-Request-ID": value.encode("latin-1")})  # type: ignore[dict-item]
+        echoed = response.headers["x-request-id"]
+        assert echoed != value
+        assert 0 < len(echoed) <= 200
+        assert echoed.isascii()
+        assert echoed.isprintable()
+        assert " " not in echoed
+        ok = method(path, headers={"X-Request-ID": "a" * 200})
+        assert ok.headers["x-request-id"] == "a" * 200
+
+
+def test_cords_under_a_root_path_still_take_the_fast_path() -> None:
+    chute = build_edges()
+    with TestClient(chute, root_path="/api", raise_server_exceptions=False) as client:
+        response = client.post("/api/crash")
+        # The fast path's clean 500 (with the request id), not FastAPI's plain-text one.
+        assert response.json() == {"detail": "Internal Server Error", "request_id": response.headers["x-request-id"]}
+        assert client.get("/api/_health").status_code == 200
+        metrics = client.get("/api/_metrics").text
+    assert 'chutes_requests_total{method="POST",path="/crash",status="500"} 1.0' in metrics
+
+
+def _call_and_disconnect(chute: Chute, path: str) -> tuple[asyncio.Task[None], asyncio.Event, list[Any]]:
+    """Start an ASGI call whose client disconnects when the returned event is set."""
+    sent: list[Any] = []
+    gone = asyncio.Event()
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": [], "query_string": b""}
+    return asyncio.create_task(chute(scope, receive, send)), gone, sent
+
+
+def test_a_sync_cord_keeps_its_slot_until_its_thread_ends_after_a_disconnect() -> None:
+    import threading
+
+    chute = Chute(username="acme", name="threads", image="python:3.11", concurrency=1)
+    release = threading.Event()
+    running: list[int] = []
+
+    @chute.cord(public_api_path="/work")
+    def work(self: Chute) -> str:
+        running.append(1)
+        release.wait(5)
+        running.pop()
+        return "done"
+
+    async def scenario() -> None:
+        call, gone, sent = _call_and_disconnect(chute, "/work")
+        await asyncio.sleep(0.03)
+        gone.set()
+        await asyncio.sleep(0.03)
+        runtime = chute._runtime
+        assert runtime is not None
+        # The thread cannot be stopped, so the slot stays taken: concurrency is never exceeded.
+        assert (runtime.admission.in_use, len(running)) == (1, 1)
+        release.set()
+        await asyncio.wait_for(call, 2)
+        assert (runtime.admission.in_use, sent) == (0, [])
+
+    asyncio.run(scenario())
+
+
+def test_a_server_cancellation_is_not_mistaken_for_a_client_disconnect() -> None:
+    chute = Chute(username="acme", name="shutdown", image="python:3.11")
+
+    @chute.cord(public_api_path="/slow")
+    async def slow(self: Chute) -> str:
+        await asyncio.sleep(30)
+        return "done"
+
+    async def scenario() -> None:
+        call, gone, _ = _call_and_disconnect(chute, "/slow")
+        await asyncio.sleep(0.03)
+        gone.set()  # the client leaves and the server cancels at the same moment
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(call, 2)
+        assert chute._runtime is not None
+        assert chute._runtime.admission.in_use == 0
+
+    asyncio.run(scenario())
+
+
+def test_nan_and_infinity_never_produce_invalid_json() -> None:
+    chute = Chute(username="acme", name="nan", image="python:3.11")
+
+    @chute.cord(public_api_path="/int")
+    async def as_int(self: Chute, x: int) -> int:
+        return x
+
+    @chute.cord(public_api_path="/floats")
+    async def floats(self: Chute) -> dict[str, float]:
+        return {"nan": float("nan"), "inf": float("inf"), "one": 1.0}
+
+    with TestClient(chute) as client:
+        rejected = client.post("/int", content=b'{"x": NaN}', headers={"content-type": "application/json"})
+        assert rejected.status_code == 422
+        assert json.loads(rejected.text)["detail"][0]["input"] == "NaN"
+        assert json.loads(client.post("/floats").text) == {"nan": None, "inf": None, "one": 1.0}

@@ -180,3 +180,48 @@ def test_chute_can_be_served_twice_in_one_process() -> None:
     for _ in range(2):
         with TestClient(chute) as client:
             assert client.post("/x").json() == 1
+
+
+@pytest.mark.parametrize(
+    ("report", "status", "body"),
+    [
+        (None, 503, None),
+        ("ok", 503, "ok"),
+        ({"status": "degraded"}, 503, {"status": "degraded"}),
+    ],
+    ids=["none", "string", "not-healthy"],
+)
+def test_a_health_check_returning_something_else_than_a_healthy_dict_is_503(
+    report: Any, status: int, body: Any
+) -> None:
+    chute = make()
+    chute.health_check = lambda: report  # type: ignore[assignment,method-assign]
+    with TestClient(chute) as client:
+        response = client.get("/_health")
+        assert (response.status_code, response.json()) == (status, body)
+
+
+def test_a_health_check_may_answer_with_a_model() -> None:
+    from pydantic import BaseModel
+
+    class Health(BaseModel):
+        status: str = "healthy"
+        gpus: int = 1
+
+    chute = make()
+    chute.health_check = Health  # type: ignore[assignment,method-assign]
+    with TestClient(chute) as client:
+        response = client.get("/_health")
+        assert (response.status_code, response.json()) == (200, {"status": "healthy", "gpus": 1})
+
+
+@pytest.mark.parametrize("path", ["/_health", "/_ready", "/_metrics"])
+def test_built_in_routes_answer_get_and_head_only(path: str) -> None:
+    with TestClient(make()) as client:
+        assert client.get(path).status_code == 200
+        head = client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
+        for method in ("POST", "PUT", "DELETE"):
+            response = client.request(method, path)
+            assert response.status_code == 405
+            assert response.headers["allow"] == "GET, HEAD"

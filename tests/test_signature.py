@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
 
 from chutes.errors import HandlerSignatureError
@@ -79,3 +79,17 @@ def test_unresolvable_annotation_is_a_clear_error() -> None:
 def test_not_callable() -> None:
     with pytest.raises(HandlerSignatureError, match="not callable"):
         HandlerSignature.of(42)  # type: ignore[arg-type]
+
+
+def test_query_binding_of_a_model_reads_repeated_keys_into_its_list_fields() -> None:
+    class Search(BaseModel):
+        tags: list[str] = []
+        ids: set[int] | None = Field(None, alias="id")
+        limit: int = 10
+
+    async def search(self: object, query: Search) -> None: ...
+
+    binding = HandlerSignature.of(search, localns={"Search": Search})
+    assert binding.list_fields == {"tags", "id"}
+    bound = binding.bind_query([("tags", "a"), ("tags", "b"), ("id", "1"), ("id", "2"), ("limit", "3")])
+    assert bound["query"].model_dump() == {"tags": ["a", "b"], "ids": {1, 2}, "limit": 3}

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import os
+import re
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -23,14 +24,13 @@ from fastapi.exception_handlers import (
     websocket_request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
-from chutes.server.responses import JSON, send_bytes, send_json, validation_detail
+from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 
 if TYPE_CHECKING:
     from chutes.cord import Cord
@@ -45,6 +45,9 @@ _FASTAPI_DEFAULTS = {
 }
 _ID_PREFIX = os.urandom(4).hex()
 WATCH_DELAY = 0.005  # seconds a cord runs before we start listening for a disconnect
+# A client's X-Request-ID is echoed and logged: only short runs of visible ASCII, so it cannot split a
+# header, forge a log line or bloat every response.
+_VALID_ID = re.compile(rb"[\x21-\x7e]{1,200}").fullmatch
 _PUBLIC = frozenset({"/_health", "/_ready", "/_metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
 
 
@@ -59,34 +62,35 @@ class BodyTooLarge(Exception):
 class CordRoute:
     """One cord with everything the hot path needs precomputed."""
 
-    __slots__ = ("cord", "signature", "func", "is_coroutine", "where", "is_get", "stats", "output_type", "serializer")
+    __slots__ = (
+        "cord", "signature", "func", "is_coroutine", "cancellable", "where", "is_get", "stats", "output_type",
+        "serializer",
+    )  # fmt: skip
 
     def __init__(self, cord: Cord, metrics: Metrics) -> None:
         self.cord = cord
         self.signature = cord.signature
         self.func = cord.func
         self.is_coroutine = inspect.iscoroutinefunction(cord.func)
+        # A plain function runs in a worker thread that cancelling cannot stop: it keeps its slot until done.
+        self.cancellable = self.is_coroutine or cord.is_generator
         self.is_get = cord.method == "GET"
         self.where = "query" if self.is_get else "body"
         self.stats = metrics.cord_stats(cord.public_api_path, cord.method)
         # The common case, a handler returning exactly its output model, serializes without checks.
-        self.output_type = cord.output_schema or _returned_model(cord)
+        self.output_type = cord.output_model
         self.serializer = self.output_type.__pydantic_serializer__ if self.output_type is not None else None
-
-
-def _returned_model(cord: Cord) -> type[BaseModel] | None:
-    returns = inspect.signature(cord.func).return_annotation
-    return returns if inspect.isclass(returns) and issubclass(returns, BaseModel) else None
 
 
 class _Watch:
     """Cancels the calling task if the client disconnects; started only for calls still running after a delay."""
 
-    __slots__ = ("task", "receive", "gone", "listener")
+    __slots__ = ("task", "receive", "cancel", "gone", "listener")
 
-    def __init__(self, task: asyncio.Task[Any], receive: Receive) -> None:
+    def __init__(self, task: asyncio.Task[Any], receive: Receive, cancel: bool) -> None:
         self.task = task
         self.receive = receive
+        self.cancel = cancel
         self.gone = False
         self.listener: asyncio.Task[None] | None = None
 
@@ -98,7 +102,8 @@ class _Watch:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 self.gone = True
-                self.task.cancel()
+                if self.cancel:
+                    self.task.cancel()
                 return
 
     def stop(self) -> None:
@@ -125,14 +130,16 @@ class Dispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
+            if scope.get("root_path"):
+                path = _route_path(path, scope["root_path"])
             route = self.routes.get((scope["method"], path))
             if route is not None:
                 await self.serve_cord(route, scope, receive, send)
                 return
             if path in _PUBLIC and path.startswith("/_"):
-                await self.runtime.serve_builtin(path, send)
+                await self.runtime.serve_builtin(path, scope["method"], send)
                 return
-            await self._fall_through(scope, receive, send)
+            await self._fall_through(path, scope, receive, send)
         elif scope["type"] == "websocket":
             if not self._authorized(scope):
                 await send({"type": "websocket.close", "code": 1008, "reason": "invalid or missing API key"})
@@ -148,10 +155,12 @@ class Dispatcher:
         headers = dict(scope["headers"])
         return keys.allows(headers.get(b"authorization"), headers.get(b"x-api-key"))
 
-    async def _fall_through(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = dict(scope["headers"]).get(b"x-request-id") or self._new_request_id()
+    async def _fall_through(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = dict(scope["headers"]).get(b"x-request-id")
+        if request_id is None or not _VALID_ID(request_id):
+            request_id = self._new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
-        if scope["path"] not in _PUBLIC and not self._authorized(scope):
+        if path not in _PUBLIC and not self._authorized(scope):
             await send_json(send, 401, {"detail": "Invalid or missing API key"}, [(b"www-authenticate", b"Bearer")])
             return
 
@@ -175,7 +184,7 @@ class Dispatcher:
                 authorization = value
             elif key == b"x-api-key":
                 api_key = value
-        if request_id is None or len(request_id) > 200:
+        if request_id is None or not _VALID_ID(request_id):
             request_id = self._new_request_id()
         id_header = (b"x-request-id", request_id)
         state = scope.get("state")
@@ -264,11 +273,14 @@ class Dispatcher:
                 body = await self._read_body(receive)
                 kwargs = signature.bind_json(body)
         except pydantic_core.ValidationError as exc:
-            detail = validation_detail(exc, route.where)
+            if route.is_get:
+                detail, data = validation_detail(exc, "query"), None
+            else:
+                detail, data = body_errors(signature, body, exc)
             handler = self._user_handler(RequestValidationError)
             if handler is not None:
                 return await self._answer_with(
-                    handler, RequestValidationError(detail), scope, receive, send, body, id_header
+                    handler, RequestValidationError(detail, body=data), scope, receive, send, body, id_header
                 )
             await send_json(send, 422, {"detail": detail}, [id_header])
             return 422
@@ -279,13 +291,12 @@ class Dispatcher:
             return 499
         request: Request | None = None
         if signature.request_param is not None:
-            request = Request(scope, receive)
-            request._body = body  # already consumed from the stream; let handlers read it again
+            request = self._request(scope, receive, body)
             kwargs[signature.request_param] = request
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        watch = _Watch(task, receive)
+        watch = _Watch(task, receive, route.cancellable)
         # Listening for a disconnect costs a task; most calls end sooner than WATCH_DELAY, so a cheap
         # timer starts the listener only for calls still running by then.
         timer = loop.call_later(WATCH_DELAY, watch.start)
@@ -294,6 +305,8 @@ class Dispatcher:
                 result = await route.func(self.owner, **kwargs)
             else:
                 result = await call_handler(route.func, self.owner, kwargs)
+                if watch.gone:  # the client left while a worker thread ran the call
+                    return 499
             if type(result) is route.output_type and route.serializer is not None:
                 payload = route.serializer.to_json(result)
             elif isinstance(result, Response) or is_stream(result):
@@ -304,8 +317,8 @@ class Dispatcher:
             else:
                 payload = json_bytes(route.cord, result)
         except asyncio.CancelledError:
-            if watch.gone:
-                task.uncancel()
+            # Ours alone (the client left) ends the call; any other cancellation (server shutdown) goes on.
+            if watch.gone and task.uncancel() == 0:
                 return 499
             raise
         except Exception as exc:
@@ -376,6 +389,15 @@ class Dispatcher:
         await send_json(send, 500, {"detail": "Internal Server Error", "request_id": request_id}, [id_header])
         return 500
 
+    def _request(self, scope: Scope, receive: Receive, body: bytes) -> Request:
+        """The ``Request`` a handler sees: ``request.app`` and ``url_for`` work as behind FastAPI's router."""
+        app = self.owner.app
+        scope["app"] = app
+        scope.setdefault("router", app.router)
+        request = Request(scope, receive)
+        request._body = body  # already consumed from the stream; let handlers read it again
+        return request
+
     def _user_handler(self, kind: type[BaseException], exc: BaseException | None = None) -> Callable[..., Any] | None:
         """An exception handler the user registered on the app (``@app.exception_handler``), if any."""
         handlers = self.runtime.chute.app.exception_handlers
@@ -387,7 +409,8 @@ class Dispatcher:
             handler = handlers.get(cls)
             if handler is not None:
                 return None if handler in _FASTAPI_DEFAULTS else handler
-        return None
+        # Starlette answers any other exception with the handler registered for 500, when there is one.
+        return handlers.get(500) if exc is not None and not isinstance(exc, HTTPException) else None
 
     async def _answer_with(
         self,
@@ -399,8 +422,7 @@ class Dispatcher:
         body: bytes,
         id_header: tuple[bytes, bytes],
     ) -> int:
-        request = Request(scope, receive)
-        request._body = body
+        request = self._request(scope, receive, body)
         try:
             response = handler(request, exc)
             if inspect.isawaitable(response):
@@ -413,3 +435,12 @@ class Dispatcher:
         response.raw_headers.append(id_header)
         await response(scope, receive, send)
         return int(response.status_code)
+
+
+def _route_path(path: str, root_path: str) -> str:
+    """``path`` without the ``root_path`` a proxy mounts the chute under (as Starlette's router matches)."""
+    if path == root_path:
+        return "/"
+    if path.startswith(root_path) and path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    return path

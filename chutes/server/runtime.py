@@ -7,6 +7,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -165,9 +166,11 @@ class Runtime:
 
     # -- built-in routes ----------------------------------------------------------------------------
 
-    async def serve_builtin(self, path: str, send: Send) -> None:
+    async def serve_builtin(self, path: str, method: str, send: Send) -> None:
         """Answer ``/_health``, ``/_ready`` or ``/_metrics`` (never gated by admission or API keys)."""
-        if path == "/_metrics":
+        if method not in ("GET", "HEAD"):
+            await send_json(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET, HEAD")])
+        elif path == "/_metrics":
             await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE.encode())
         elif path == "/_ready":
             if self.ready:
@@ -188,5 +191,7 @@ class Runtime:
             logger.exception("health check of chute %s raised", self.chute.name)
             await send_json(send, 503, {"status": "unhealthy", "error": type(exc).__name__})
             return
+        if isinstance(report, BaseModel):  # an override may answer with a model of its own
+            report = report.model_dump(mode="json")
         healthy = isinstance(report, dict) and report.get("status") == "healthy"
         await send_json(send, 200 if healthy else 503, report)
