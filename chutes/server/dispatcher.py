@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
+from chutes.server.disconnect import Watchdog
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ _FASTAPI_DEFAULTS = {
     request_validation_exception_handler,
     websocket_request_validation_exception_handler,
 }
-_ID_PREFIX = os.urandom(4).hex()
+_ID_PREFIX = os.urandom(4).hex().encode()
 WATCH_DELAY = 0.005  # seconds a cord runs before we start listening for a disconnect
 # A client's X-Request-ID is echoed and logged: only short runs of visible ASCII, so it cannot split a
 # header, forge a log line or bloat every response.
@@ -82,35 +84,6 @@ class CordRoute:
         self.serializer = self.output_type.__pydantic_serializer__ if self.output_type is not None else None
 
 
-class _Watch:
-    """Cancels the calling task if the client disconnects; started only for calls still running after a delay."""
-
-    __slots__ = ("task", "receive", "cancel", "gone", "listener")
-
-    def __init__(self, task: asyncio.Task[Any], receive: Receive, cancel: bool) -> None:
-        self.task = task
-        self.receive = receive
-        self.cancel = cancel
-        self.gone = False
-        self.listener: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.listener = asyncio.get_running_loop().create_task(self._listen())
-
-    async def _listen(self) -> None:
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.gone = True
-                if self.cancel:
-                    self.task.cancel()
-                return
-
-    def stop(self) -> None:
-        if self.listener is not None:
-            self.listener.cancel()
-
-
 class Dispatcher:
     """The ASGI app in front of FastAPI: cords, ``/_health``, ``/_ready``, ``/_metrics``, security checks."""
 
@@ -121,11 +94,11 @@ class Dispatcher:
             (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics) for cord in runtime.chute.cords
         }
         self.owner = runtime.chute
-        self._counter = 0
+        self._ids = itertools.count(1)
+        self.watchdog = Watchdog(WATCH_DELAY)
 
     def _new_request_id(self) -> bytes:
-        self._counter += 1
-        return f"{_ID_PREFIX}-{self._counter:x}".encode()
+        return b"%s-%x" % (_ID_PREFIX, next(self._ids))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -293,13 +266,9 @@ class Dispatcher:
         if signature.request_param is not None:
             request = self._request(scope, receive, body)
             kwargs[signature.request_param] = request
-        loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        watch = _Watch(task, receive, route.cancellable)
-        # Listening for a disconnect costs a task; most calls end sooner than WATCH_DELAY, so a cheap
-        # timer starts the listener only for calls still running by then.
-        timer = loop.call_later(WATCH_DELAY, watch.start)
+        watch = self.watchdog.watch(task, receive, route.cancellable)
         try:
             if route.is_coroutine:
                 result = await route.func(self.owner, **kwargs)
@@ -324,8 +293,7 @@ class Dispatcher:
         except Exception as exc:
             return await self._fail(route, exc, scope, receive, send, id_header, body)
         finally:
-            timer.cancel()
-            watch.stop()
+            self.watchdog.forget(watch)
         await send_bytes(send, 200, payload, JSON, [id_header])
         return 200
 
