@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A ``CHUTES_*`` environment variable holds a value the server cannot use."""
 
 
 class Settings(BaseSettings):
@@ -40,3 +44,15 @@ class Settings(BaseSettings):
     def api_key_set(self) -> frozenset[str]:
         """The configured API keys, blanks removed."""
         return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Read the settings from the environment; a bad value raises ``SettingsError`` naming its variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors(include_url=False):
+                name = "CHUTES_" + "_".join(str(part) for part in error["loc"]).upper()
+                problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+            raise SettingsError("\n".join(problems)) from None

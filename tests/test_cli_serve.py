@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -72,3 +74,23 @@ def test_serve_usage_error_exits_2() -> None:
     result = subprocess.run([sys.executable, "-m", "chutes", "serve"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "the following arguments are required: target" in result.stderr
+
+
+def test_serve_reload_picks_up_a_changed_handler(tmp_path: Path, start_server: Start) -> None:
+    spec = tmp_path / "chute.toml"
+    spec.write_text(
+        '[chute]\nusername = "acme"\nname = "live"\nimage = "python:3.11"\n\n'
+        '[[cord]]\nhandler = "live_app:hello"\npublic_api_path = "/hello"\n'
+    )
+    module = tmp_path / "live_app.py"
+    module.write_text("async def hello(self) -> str:\n    return 'one'\n")
+    port, _ = start_server(["chutes", "serve", str(spec), "--port", "{port}", "--reload"])
+    assert post(port, "/hello", {}) == "one"
+    module.write_text("async def hello(self) -> str:\n    return 'two'\n")
+    deadline = time.monotonic() + 15
+    answer: object = "one"
+    while answer != "two" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with contextlib.suppress(OSError):  # the server is restarting
+            answer = post(port, "/hello", {})
+    assert answer == "two"

@@ -140,7 +140,7 @@ def test_settings_are_read_when_the_chute_starts(monkeypatch: pytest.MonkeyPatch
 
 def test_bad_settings_fail_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHUTES_QUEUE_SIZE", "-1")
-    with pytest.raises(ValueError, match="queue_size"), TestClient(make()):
+    with pytest.raises(ValueError, match="CHUTES_QUEUE_SIZE"), TestClient(make()):
         pass
 
 
@@ -225,3 +225,15 @@ def test_built_in_routes_answer_get_and_head_only(path: str) -> None:
             response = client.request(method, path)
             assert response.status_code == 405
             assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_bad_settings_name_their_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chutes.settings import Settings, SettingsError
+
+    monkeypatch.setenv("CHUTES_QUEUE_WAIT", "soon")
+    monkeypatch.setenv("CHUTES_JOB_WORKERS", "0")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith("CHUTES_QUEUE_WAIT='soon': Input should be a valid number")
+    assert lines[1] == "CHUTES_JOB_WORKERS='0': Input should be greater than or equal to 1"

@@ -57,7 +57,7 @@ def _service(chute: Chute) -> Any:
     from chutes.jobs.service import JobService
     from chutes.settings import Settings
 
-    return JobService(chute, Settings(), CollectorRegistry())
+    return JobService(chute, Settings.load(), CollectorRegistry())
 
 
 def _check_job(chute: Chute, name: str) -> None:

@@ -11,7 +11,7 @@ from chutes.settings import Settings
 def _serve(args: argparse.Namespace) -> int:
     from chutes.server.serve import serve_target
 
-    settings = Settings()
+    settings = Settings.load()
     serve_target(
         args.target,
         host=args.host or settings.host,

@@ -45,7 +45,7 @@ class Runtime:
         self.draining = False
         self.jobs: JobService | None = None
         self._job_routes: list[BaseRoute] = []
-        self._configure(Settings())
+        self._configure(Settings.load())
 
     def _configure(self, settings: Settings) -> None:
         self.settings = settings
@@ -128,7 +128,7 @@ class Runtime:
         """Read settings, run the startup hooks, start jobs, then build the serving stack and turn ready."""
         self.ready = False
         self.draining = False
-        self._configure(Settings())
+        self._configure(Settings.load())
         await self._run_hooks(self.chute.startup_hooks)
         await self._start_jobs()
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
