@@ -176,3 +176,57 @@ def test_queue_wait_timeout_is_429(monkeypatch: pytest.MonkeyPatch) -> None:
         metrics = client.get("/_metrics").text
         assert 'chutes_requests_rejected_total{reason="overloaded"} 1.0' in metrics
         assert 'chutes_requests_total{method="POST",path="/work",status="429"} 1.0' in metrics
+
+
+def test_a_client_leaving_the_queue_frees_its_place_and_never_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUTES_QUEUE_SIZE", "1")
+    monkeypatch.setenv("CHUTES_QUEUE_WAIT", "5")
+    chute = Chute(username="acme", name="leaving", image="python:3.11", concurrency=1)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    @chute.cord(public_api_path="/work")
+    async def work(self: Chute, n: int) -> int:
+        started.append(n)
+        await release.wait()
+        return n
+
+    async def call(n: int, leave: asyncio.Event | None = None) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": b'{"n": %d}' % n, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await (leave or asyncio.Event()).wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/work", "headers": [], "query_string": b""}
+        await chute(scope, receive, send)
+        return sent
+
+    async def scenario() -> tuple[list[dict[str, Any]], ...]:
+        leave = asyncio.Event()
+        first = asyncio.create_task(call(1))
+        await asyncio.sleep(0.01)
+        quitter = asyncio.create_task(call(2, leave))  # queued behind the first
+        await asyncio.sleep(0.01)
+        assert chute._runtime is not None
+        assert chute._runtime.admission.queued == 1
+        leave.set()
+        assert await asyncio.wait_for(quitter, 1) == []  # nothing sent to a client that left
+        assert chute._runtime.admission.queued == 0
+        third = asyncio.create_task(call(3))  # the freed place is usable
+        await asyncio.sleep(0.01)
+        release.set()
+        return await first, await third
+
+    first, third = run(scenario())
+    assert started == [1, 3]
+    assert first[0]["status"] == 200
+    assert third[0]["status"] == 200
+    assert chute._runtime is not None
+    assert chute._runtime.admission.in_use == 0

@@ -8,6 +8,7 @@ model straight from bytes and its result serialized by pydantic's own serializer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
@@ -175,33 +176,73 @@ class Dispatcher:
             wait = runtime.rate_limiter.check(client[0] if client else "")
             if wait:
                 runtime.metrics.rejected.labels("rate_limited").inc()
-                body = {"detail": "Rate limit exceeded", "request_id": state["request_id"]}
-                await send_json(send, 429, body, [id_header, (b"retry-after", str(wait).encode())])
+                limited = {"detail": "Rate limit exceeded", "request_id": state["request_id"]}
+                await send_json(send, 429, limited, [id_header, (b"retry-after", str(wait).encode())])
                 return
         if length is not None and length.isdigit() and int(length) > runtime.max_body_size:
             await self._too_large(send, id_header)
             return
         admission = runtime.admission
-        if not admission.try_acquire() and not await admission.acquire():
-            runtime.metrics.rejected.labels("overloaded").inc()
-            headers = [
-                id_header,
-                (b"retry-after", str(admission.retry_after()).encode()),
-                (b"x-chutes-conn-used", str(admission.in_use).encode()),
-                (b"x-chutes-conn-available", str(admission.available).encode()),
-            ]
-            body = {"detail": "Server at capacity, retry later", "request_id": state["request_id"]}
-            await send_json(send, 429, body, headers)
-            route.stats.record(429, perf_counter() - started)
-            return
+        body: bytes | None = None
+        if not admission.try_acquire():
+            outcome = await self._wait_in_queue(route, receive, send, id_header)
+            if isinstance(outcome, int):  # answered already: 429, 413, or the client left (499)
+                route.stats.record(outcome, perf_counter() - started)
+                return
+            body = outcome
         status = 500
         try:
-            status = await self._call(route, scope, receive, send, id_header)
+            status = await self._call(route, scope, receive, send, id_header, body)
         finally:
             admission.release()
             elapsed = perf_counter() - started
             admission.observe(elapsed)
             route.stats.record(status, elapsed)
+
+    async def _wait_in_queue(
+        self, route: CordRoute, receive: Receive, send: Send, id_header: tuple[bytes, bytes]
+    ) -> bytes | int:
+        """Wait for a slot; returns the request body once one is ours, or the status already answered.
+
+        The body is read first so that, while queued, the only message left to receive is the
+        disconnect: a client that gives up leaves the queue at once instead of taking a slot later.
+        """
+        admission = self.runtime.admission
+        try:
+            body = b"" if route.is_get else await self._read_body(receive)
+        except BodyTooLarge:
+            await self._too_large(send, id_header)
+            return 413
+        except ClientGone:
+            return 499
+        slot = asyncio.ensure_future(admission.acquire())
+        left = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait((slot, left), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+            if not slot.done():  # the client left, or the server is stopping: give up the place
+                slot.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await slot  # a slot handed over meanwhile is passed on by acquire() itself
+        if slot.cancelled():
+            return 499
+        if not slot.result():
+            await self._overloaded(send, id_header)
+            return 429
+        return body
+
+    async def _overloaded(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
+        admission = self.runtime.admission
+        self.runtime.metrics.rejected.labels("overloaded").inc()
+        headers = [
+            id_header,
+            (b"retry-after", str(admission.retry_after()).encode()),
+            (b"x-chutes-conn-used", str(admission.in_use).encode()),
+            (b"x-chutes-conn-available", str(admission.available).encode()),
+        ]
+        body = {"detail": "Server at capacity, retry later", "request_id": id_header[1].decode("latin-1")}
+        await send_json(send, 429, body, headers)
 
     async def _too_large(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         self.runtime.metrics.rejected.labels("too_large").inc()
@@ -232,9 +273,18 @@ class Dispatcher:
         return b"".join(chunks)
 
     async def _call(
-        self, route: CordRoute, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]
+        self,
+        route: CordRoute,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        id_header: tuple[bytes, bytes],
+        read: bytes | None = None,
     ) -> int:
-        """Bind, call and answer; returns the status sent (499 when the client left)."""
+        """Bind, call and answer; returns the status sent (499 when the client left).
+
+        ``read`` is the body when it was read already (while the call waited in the queue).
+        """
         signature = route.signature
         body = b""
         try:
@@ -243,7 +293,7 @@ class Dispatcher:
                     parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
                 )
             else:
-                body = await self._read_body(receive)
+                body = await self._read_body(receive) if read is None else read
                 kwargs = signature.bind_json(body)
         except pydantic_core.ValidationError as exc:
             if route.is_get:
@@ -403,6 +453,12 @@ class Dispatcher:
         response.raw_headers.append(id_header)
         await response(scope, receive, send)
         return int(response.status_code)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the body has been read: nothing else can arrive)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _route_path(path: str, root_path: str) -> str:
