@@ -186,3 +186,35 @@ def test_init_quotes_the_next_command(tmp_path: Path, capsys: pytest.CaptureFixt
     finally:
         sys.modules.pop("app", None)
     assert capsys.readouterr().out.splitlines()[-1] == f"next: python -m chutes serve '{folder / 'chute.toml'}'"
+
+
+TEMPLATE_MODULE = """
+from chutes.templates import build_vllm_chute
+
+chute = build_vllm_chute(username="acme", name="chat", model_name="gpt2", engine_args={"max_model_len": 4096})
+
+
+@chute.cord(public_api_path="/shout")
+async def shout(self, text: str) -> dict:
+    return {"text": text.upper()}
+"""
+
+
+def test_export_of_a_template_chute_writes_a_template_table_that_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "template_chute_cli.py").write_text(TEMPLATE_MODULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["export", "template_chute_cli:chute", "--out", "chute.toml"]) == 0
+        text = (tmp_path / "chute.toml").read_text(encoding="utf-8")
+        assert '[template]\nname = "vllm"\nmodel_name = "gpt2"\nengine_args = { max_model_len = 4096 }\n' in text
+        assert '[[cord]]\nhandler = "template_chute_cli:shout"\npublic_api_path = "/shout"\n' in text
+        assert "chutes.templates" not in text
+        capsys.readouterr()
+        assert main(["validate", "chute.toml"]) == 0
+        assert capsys.readouterr().out == "chute.toml: ok\n"
+        assert "vllm" not in sys.modules
+    finally:
+        sys.modules.pop("template_chute_cli", None)

@@ -21,8 +21,28 @@ from chutes.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML_SPECS = [ROOT / "specs" / "hello" / "chute.toml", ROOT / "specs" / "textkit" / "chute.toml"]
-BASES = [tomllib.loads(path.read_text(encoding="utf-8")) for path in TOML_SPECS]
-TEXTS = [path.read_text(encoding="utf-8") for path in TOML_SPECS]
+# A standard template spec too: building it never imports an engine, so it fuzzes like the others.
+TEMPLATE_SPEC = """[chute]
+username = "mycompany"
+name = "custom-llm"
+concurrency = 4
+
+[template]
+name = "vllm"
+model_name = "gpt2"
+revision = "main"
+engine_args = { max_model_len = 4096, dtype = "half" }
+
+[node_selector]
+gpu_count = 1
+min_vram_gb_per_gpu = 24
+
+[[cord]]
+handler = "examples.hello:echo"
+public_api_path = "/echo"
+"""
+TEXTS = [path.read_text(encoding="utf-8") for path in TOML_SPECS] + [TEMPLATE_SPEC]
+BASES = [tomllib.loads(text) for text in TEXTS]
 # SPEC_FUZZ_EXAMPLES=2000 for a longer hunt.
 EXAMPLES = int(os.environ.get("SPEC_FUZZ_EXAMPLES", "80"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,7 +52,9 @@ scalars = st.one_of(
     st.floats(allow_nan=False),
     st.booleans(),
     st.text(max_size=12),
-    st.sampled_from(["", "/", "/x", "GET", "h100", "examples.hello:echo", "0 2 * * *", "m:f", "README.md"]),
+    st.sampled_from(
+        ["", "/", "/x", "GET", "h100", "examples.hello:echo", "0 2 * * *", "m:f", "README.md", "diffusion", "sglang"]
+    ),
 )
 values = st.recursive(
     scalars,

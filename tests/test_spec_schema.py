@@ -68,6 +68,7 @@ def test_spec_keys_are_the_python_parameter_names() -> None:
     top = set(model.ChuteSpec.model_fields)
     assert top == {
         "chute",
+        "template",
         "image",
         "fastapi",
         "node_selector",
@@ -77,6 +78,19 @@ def test_spec_keys_are_the_python_parameter_names() -> None:
         "job",
         "websocket",
     }
+
+
+def test_template_keys_are_the_builders_parameter_names() -> None:
+    from chutes.templates import BUILDERS
+
+    every = set()
+    for name, builder in BUILDERS.items():
+        own = parameters(builder) - set(model.TEMPLATE_CHUTE_KEYS) - {"kwargs"}
+        assert set(model.template_keys(name)) == own | {"name"}
+        # The [chute] keys a builder takes are [chute] keys indeed (node_selector is its own table).
+        assert set(model.TEMPLATE_CHUTE_KEYS) - {"node_selector"} <= set(model.ChuteTable.model_fields)
+        every |= own
+    assert set(model.TemplateTable.model_fields) == every | {"name"}
 
 
 def test_fastapi_keys_are_fastapi_parameters() -> None:
@@ -112,3 +126,14 @@ def test_taplo_rejects_a_misspelt_key_with_the_published_schema(tmp_path: Path) 
     assert "concurency" in result.stderr
     spec.write_text('[chute]\nusername = "a"\nname = "b"\nconcurrency = 2\n')
     assert taplo("check", "--schema", PUBLISHED.as_uri(), spec.name, cwd=tmp_path).returncode == 0
+
+
+def test_taplo_knows_each_templates_own_keys(tmp_path: Path) -> None:
+    spec = tmp_path / "chute.toml"
+    head = '[chute]\nusername = "a"\nname = "b"\n\n[template]\nname = "diffusion"\nmodel_name = "x"\n'
+    spec.write_text(head + "pipeline_args = { variant = 'fp16' }\n")
+    assert taplo("check", "--schema", PUBLISHED.as_uri(), spec.name, cwd=tmp_path).returncode == 0
+    spec.write_text(head + "engine_args = { variant = 'fp16' }\n")
+    result = taplo("check", "--schema", PUBLISHED.as_uri(), spec.name, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "engine_args" in result.stderr

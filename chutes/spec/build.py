@@ -6,6 +6,9 @@ The spec's tables become the very calls a Python author writes: ``Chute(...)``, 
 calls raise becomes a problem at the key it is about. Only keys present in the spec are passed, so the
 defaults are the Python API's own.
 
+A ``[template]`` table makes the chute with the template's builder instead of ``Chute(...)`` (see
+``chutes.spec.template``); the entries are then added to the template's chute the same way.
+
 Parts of the spec that failed the structural check are skipped, the rest is still checked: one run
 reports a typo in ``[chute]`` and a broken handler together (a stand-in chute takes the cords then).
 """
@@ -28,11 +31,14 @@ from chutes.path import check_path
 from chutes.spec.errors import KeyPath
 from chutes.spec.reference import Resolver, UnresolvedReferenceError
 from chutes.spec.structure import StructureProblem, describe_value
+from chutes.spec.template import build_template_chute, template_arguments
 
 __all__ = ["build_chute"]
 
 _STEP_ERROR = re.compile(r"^steps\[(?P<index>\d+)\] \((?P<method>\w+)\): (?P<message>.*)$", re.S)
 _SCHEMA_KEYS = ("input_schema", "output_schema", "minimal_input_schema")
+_TEMPLATE_IMAGE = object()
+"""Stands for the image left out of a spec with a [template]: the template's default applies."""
 
 
 def build_chute(
@@ -85,18 +91,27 @@ class _Builder:
         table = self.data.get("chute")
         if not isinstance(table, dict):
             return None
-        image = self.image(table)
+        template = self.data.get("template")
+        arguments = None
+        if isinstance(template, dict):
+            arguments = template_arguments(template, self.resolver, self.problem, self.clean)
+        image = self.image(table, required=template is None)
         node_selector = self.node_selector()
         readme = self.readme(table)
         if not self.clean(("chute",)) or not self.clean(("fastapi",)) or image is None or node_selector is False:
             return None
         kwargs = {key: value for key, value in table.items() if key != "image"}
+        if image is not _TEMPLATE_IMAGE:
+            kwargs["image"] = image
         if readme is not None:
             kwargs["readme"] = readme
         if node_selector is not None:
             kwargs["node_selector"] = node_selector
+        kwargs.update(self.data.get("fastapi", {}))
+        if template is not None:
+            return None if arguments is None else build_template_chute(arguments, kwargs, self.problem)
         try:
-            return Chute(image=image, **kwargs, **self.data.get("fastapi", {}))
+            return Chute(**kwargs)
         except ValidationError as exc:
             for error in exc.errors():
                 self.problem(("chute", *error["loc"]), _pydantic_message(error))
@@ -106,14 +121,18 @@ class _Builder:
             self.problem(("chute",), str(exc))
         return None
 
-    def image(self, table: dict[str, Any]) -> str | Image | None:
+    def image(self, table: dict[str, Any], required: bool) -> str | Image | object | None:
+        """The image; None when it is wrong, ``_TEMPLATE_IMAGE`` when left to the template's default."""
         reference, built = table.get("image"), self.data.get("image")
         if reference is not None and built is not None:
             self.problem(("image",), "the image is given twice, as chute.image and as an [image] table; keep one")
             return None
+        if reference is None and built is None and not required:
+            return _TEMPLATE_IMAGE
         if reference is None and built is None:
             self.problem(
-                ("chute",), "missing required key 'image': a reference like 'python:3.11', or an [image] table"
+                ("chute",),
+                "missing required key 'image': a reference like 'python:3.11', an [image] table, or a [template]",
             )
             return None
         if reference is not None:

@@ -6,6 +6,7 @@ back by that name (a lambda, a nested function, a function of ``__main__``) is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import tomli_w
@@ -17,6 +18,7 @@ from chutes.importer import import_from_string
 from chutes.spec.errors import format_path
 from chutes.spec.model import CordEntry, FastAPITable, JobEntry
 from chutes.spec.structure import check_structure
+from chutes.spec.template import template_base
 
 __all__ = ["ExportError", "export_data", "export_text", "reference_of"]
 
@@ -72,30 +74,47 @@ def _fastapi_data(kwargs: dict[str, Any]) -> dict[str, Any]:
 def export_data(chute: Chute) -> dict[str, Any]:
     """The spec of ``chute`` as plain data (tables, arrays, strings, numbers), in spec key order.
 
+    A chute built by a standard template is written as a ``[template]`` table plus what was added to it
+    (or set differently from the template's defaults), never as the template's own handlers.
+
     Raises:
         ExportError: Something about the chute cannot be written to a spec; the message says what.
     """
+    template = template_base(chute, reference_of)
+    base = template.base if template is not None else None
     config = chute.config
     table: dict[str, Any] = {"username": config.username, "name": config.name}
     for key in ("tagline", "readme", "standard_template", "revision"):
         value = getattr(config, key)
+        if base is not None and (key in ("standard_template", "revision") or value == getattr(base.config, key)):
+            continue  # the [template] table gives these
         if value:
             table[key] = value
-    table["concurrency"] = config.concurrency
+    if base is None or config.concurrency != base.concurrency:
+        table["concurrency"] = config.concurrency
     data: dict[str, Any] = {"chute": table}
-    if isinstance(chute.image, Image):
+    if template is not None:
+        data["template"] = template.table
+    if base is not None and _same_image(chute.image, base.image):
+        pass  # the template's default image
+    elif isinstance(chute.image, Image):
         data["image"] = _image_data(chute.image)
     else:
         table["image"] = chute.image
     if chute.fastapi_kwargs:
         data["fastapi"] = _fastapi_data(chute.fastapi_kwargs)
-    if chute.node_selector is not None:
+    if chute.node_selector is not None and (base is None or chute.node_selector != base.node_selector):
         data["node_selector"] = chute.node_selector.model_dump(exclude_none=True)
-    for kind, hooks in (("on_startup", chute.startup_hooks), ("on_shutdown", chute.shutdown_hooks)):
-        if hooks:
-            data[kind] = [{"handler": reference_of(hook, kind)} for hook in hooks]
-    if chute.cords:
-        data["cord"] = [_cord_data(cord) for cord in chute.cords]
+    for kind, hooks, base_hooks in (
+        ("on_startup", chute.startup_hooks, base.startup_hooks if base else []),
+        ("on_shutdown", chute.shutdown_hooks, base.shutdown_hooks if base else []),
+    ):
+        added = _added(hooks, base_hooks, lambda hook: hook, kind)
+        if added:
+            data[kind] = [{"handler": reference_of(hook, kind)} for hook in added]
+    cords = _added(chute.cords, base.cords if base else [], lambda cord: (cord.func, cord.public_api_path), "cord")
+    if cords:
+        data["cord"] = [_cord_data(cord) for cord in cords]
     if chute.jobs:
         data["job"] = [_job_data(job) for job in chute.jobs.values()]
     if chute.websockets:
@@ -106,6 +125,26 @@ def export_data(chute: Chute) -> dict[str, Any]:
     if problems:
         raise ExportError("\n".join(f"{format_path(path)}: {message}" for path, message in problems))
     return data
+
+
+def _same_image(image: str | Image, default: str | Image) -> bool:
+    if isinstance(image, Image) and isinstance(default, Image):
+        return (image.reference, image.readme, image.to_steps_data()) == (
+            default.reference,
+            default.readme,
+            default.to_steps_data(),
+        )
+    return image == default
+
+
+def _added(items: list[Any], template_items: list[Any], key: Callable[[Any], Any], what: str) -> list[Any]:
+    """The entries a template's chute has beyond the template's own, which come first and must be intact."""
+    own = items[: len(template_items)]
+    if [key(item) for item in own] != [key(item) for item in template_items]:
+        raise ExportError(
+            f"the template's own {what} entries were changed or removed; a spec can only add to a template's chute"
+        )
+    return items[len(template_items) :]
 
 
 def _cord_data(cord: Any) -> dict[str, Any]:
@@ -163,6 +202,9 @@ def _toml(data: dict[str, Any]) -> str:
     for key, value in data.items():
         if isinstance(value, list):
             sections.extend(f"[[{key}]]\n" + tomli_w.dumps(entry, multiline_strings=True) for entry in value)
+        elif key == "template":
+            # Engine arguments inline, the way the README shows them: engine_args = { max_model_len = 4096 }
+            sections.append(f"[{key}]\n" + "".join(f"{_key(name)} = {_inline(item)}\n" for name, item in value.items()))
         elif key == "image":
             fields = {name: item for name, item in value.items() if name != "steps"}
             text = tomli_w.dumps({key: fields}, multiline_strings=True)
@@ -173,14 +215,17 @@ def _toml(data: dict[str, Any]) -> str:
     return "\n".join(sections)
 
 
+def _key(name: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise."""
+    return tomli_w.dumps({name: 0}).split(" = ")[0]
+
+
 def _inline(value: Any) -> str:
     """One value as inline TOML (tables as ``{ key = value }``, which tomli_w writes only when short)."""
     if isinstance(value, dict):
-        return (
-            "{ "
-            + ", ".join(f"{tomli_w.dumps({key: 0}).split(' = ')[0]} = {_inline(item)}" for key, item in value.items())
-            + " }"
-        )
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_key(key)} = {_inline(item)}" for key, item in value.items()) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(_inline(item) for item in value) + "]"
     return tomli_w.dumps({"v": value}).partition(" = ")[2].rstrip("\n")

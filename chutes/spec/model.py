@@ -8,22 +8,28 @@ Every table mirrors a call of the Python API: ``[chute]`` is ``Chute(...)``, ``[
 current directory (as ``python -m`` does), so a project's ``chute.toml`` sits beside its package.
 
 The image is either ``chute.image``, a reference string, or a top-level ``[image]`` table describing an
-image to build; the name ``image`` is the same in both places. The JSON Schema published in
+image to build; the name ``image`` is the same in both places. A ``[template]`` table builds the chute
+with a standard template's builder (``build_vllm_chute`` ...): its keys are that builder's own
+parameters, ``[chute]`` keys and the ``[node_selector]`` and ``[fastapi]`` tables are the builder's
+matching arguments, and the image may be left out for the template's default. The JSON Schema published in
 ``schema/chute.schema.json`` is generated from these models (see ``chutes.spec.schema``). Class
 docstrings and field descriptions become the schema's descriptions, shown by editors.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chutes.chute import NAME_PATTERN, NAME_RULE
 from chutes.gpu import gpu_names
+from chutes.templates import BUILDERS
 
 __all__ = [
     "REFERENCE_PATTERN",
+    "TEMPLATE_CHUTE_KEYS",
     "ChuteSpec",
     "ChuteTable",
     "CordEntry",
@@ -33,7 +39,9 @@ __all__ = [
     "ImageTable",
     "JobEntry",
     "NodeSelectorTable",
+    "TemplateTable",
     "WebsocketEntry",
+    "template_keys",
 ]
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -43,11 +51,26 @@ REFERENCE_PATTERN = rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTI
 IMAGE_COMPONENT_PATTERN = r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
+TEMPLATE_CHUTE_KEYS = ("username", "name", "image", "tagline", "readme", "node_selector", "concurrency")
+"""Template builder parameters given by the ``[chute]`` and ``[node_selector]`` tables, not ``[template]``."""
+
 if TYPE_CHECKING:
     GPUName = str
+    TemplateName = str
 else:
     # An enum of catalog names in the schema, so editors complete and check GPU names.
     GPUName = Literal[tuple(gpu_names())]
+    TemplateName = Literal[tuple(BUILDERS)]
+
+
+def template_keys(template: str) -> list[str]:
+    """The keys a ``[template]`` table of ``template`` allows: ``name`` and its builder's own parameters.
+
+    The builder's signature is the single source, so a spec key and a Python argument share one name.
+    """
+    parameters = inspect.signature(BUILDERS[template]).parameters.values()
+    own = [p.name for p in parameters if p.kind is not p.VAR_KEYWORD and p.name not in TEMPLATE_CHUTE_KEYS]
+    return ["name", *own]
 
 
 def _reference(description: str, example: str, required: bool = True) -> Any:
@@ -73,14 +96,16 @@ class ChuteTable(_Table):
         "",
         description="Documentation for the chute's users: Markdown inline, or the path of a .md file beside the spec.",
     )
-    standard_template: str | None = Field(None, description="The standard template the chute was built from, if any.")
+    standard_template: str | None = Field(
+        None, description="The standard template the chute was built from, if any; a [template] table sets it."
+    )
     revision: str | None = Field(None, description="A revision or version identifier of the chute.")
     concurrency: int = Field(1, ge=1, description="How many cord calls execute at once (at least 1).")
     image: str | None = Field(
         None,
         min_length=1,
         description="Docker image reference to run in, like 'python:3.11'. Leave out to describe a built image "
-        "in a top-level [image] table instead.",
+        "in a top-level [image] table instead, or to use the default image of the [template].",
     )
 
 
@@ -216,10 +241,58 @@ class WebsocketEntry(_Table):
     path: str = Field(description="URL path of the websocket, like '/chat'.")
 
 
+def _template_rules() -> dict[str, Any]:
+    """Per template, forbid the keys that only other templates' builders take (``pipeline_args`` for vllm)."""
+    every = {key for name in BUILDERS for key in template_keys(name)}
+    by_foreign: dict[tuple[str, ...], list[str]] = {}
+    for name in BUILDERS:
+        by_foreign.setdefault(tuple(sorted(every - set(template_keys(name)))), []).append(name)
+    rules = [
+        {
+            "if": {"properties": {"name": {"enum": names}}, "required": ["name"]},
+            "then": {"properties": dict.fromkeys(foreign, False)},
+        }
+        for foreign, names in by_foreign.items()
+        if foreign
+    ]
+    return {"allOf": rules}
+
+
+class TemplateTable(_Table):
+    """A standard template to build the chute with: its name and its builder's own keyword arguments.
+
+    '[chute]' keys (tagline, readme, concurrency, image) and the [node_selector] and [fastapi] tables
+    are the builder's matching arguments; cords, jobs and hooks are added to the template's chute.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_template_rules())
+
+    name: TemplateName = Field(description="The template: 'vllm', 'sglang' (language models) or 'diffusion' (images).")
+    model_name: str = Field(
+        min_length=1, description="The model to serve: a Hugging Face id like 'meta-llama/Llama-3.1-8B' or a path."
+    )
+    revision: str | None = Field(None, description="The model's revision (a commit or tag), also the chute's.")
+    engine_args: dict[str, Any] | None = Field(
+        None, description="vllm and sglang: keyword arguments for the engine, like {max_model_len = 4096}."
+    )
+    engine_factory: str | None = _reference(
+        "vllm and sglang: builds the engine at startup instead of the template's", "app.engine:load", required=False
+    )
+    pipeline_args: dict[str, Any] | None = Field(
+        None, description="diffusion: keyword arguments for the pipeline's from_pretrained, like {variant = 'fp16'}."
+    )
+    pipeline_factory: str | None = _reference(
+        "diffusion: builds the pipeline at startup instead of diffusers'", "app.pipeline:load", required=False
+    )
+
+
 class ChuteSpec(_Table):
     """A chute defined declaratively: metadata, image, hardware, hooks, cords, jobs and websockets."""
 
     chute: ChuteTable = Field(description="The chute's metadata: the arguments of Chute(...).")
+    template: TemplateTable | None = Field(
+        None, description="A standard template the chute is built with, like {name = 'vllm', model_name = 'gpt2'}."
+    )
     image: ImageTable | None = Field(
         None, description="An image to build; use it instead of chute.image (a reference string)."
     )

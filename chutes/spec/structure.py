@@ -16,8 +16,9 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from chutes.chute import NAME_PATTERN, NAME_RULE
 from chutes.spec.errors import KeyPath
-from chutes.spec.model import IMAGE_COMPONENT_PATTERN, IMAGE_TAG_PATTERN, REFERENCE_PATTERN
+from chutes.spec.model import IMAGE_COMPONENT_PATTERN, IMAGE_TAG_PATTERN, REFERENCE_PATTERN, template_keys
 from chutes.spec.schema import published_schema
+from chutes.templates import BUILDERS
 
 __all__ = ["StructureProblem", "check_structure", "did_you_mean"]
 
@@ -90,7 +91,7 @@ def check_structure(data: Any) -> list[StructureProblem]:
     schema = published_schema()
     validator = Draft202012Validator(schema)
     for error in validator.iter_errors(data):
-        problems.extend(_describe(error, schema))
+        problems.extend(_describe(error, schema, data))
     return problems
 
 
@@ -106,7 +107,15 @@ def _non_string_keys(value: Any, path: KeyPath) -> Iterator[StructureProblem]:
             yield from _non_string_keys(item, (*path, index))
 
 
-def _describe(error: ValidationError, root: dict[str, Any]) -> Iterator[StructureProblem]:
+def _template_key_problem(table: Any, key: str, allowed: list[str]) -> str:
+    """An unknown key of a [template] table, with the hint drawn from that template's own keys."""
+    template = table.get("name") if isinstance(table, dict) else None
+    if isinstance(template, str) and template in BUILDERS:
+        return f"unknown key {key!r} for the {template} template; {did_you_mean(key, template_keys(template))}"
+    return f"unknown key {key!r}; {did_you_mean(key, allowed)}"
+
+
+def _describe(error: ValidationError, root: dict[str, Any], data: dict[str, Any]) -> Iterator[StructureProblem]:
     path: KeyPath = tuple(error.absolute_path)
     # jsonschema types these loosely (they may be "unset"); by now each holds what its validator checked.
     kind: Any = error.validator
@@ -117,7 +126,24 @@ def _describe(error: ValidationError, root: dict[str, Any]) -> Iterator[Structur
         allowed = list(schema.get("properties", {}))
         for key in instance:
             if key not in allowed:
-                yield (*path, key), f"unknown key {key!r}; {did_you_mean(key, allowed)}"
+                if path == ("template",):
+                    yield (*path, key), _template_key_problem(instance, key, allowed)
+                else:
+                    yield (*path, key), f"unknown key {key!r}; {did_you_mean(key, allowed)}"
+    elif schema is False and path[:1] == ("template",):
+        # A key that only another template's builder takes, like pipeline_args for vllm: the schema's
+        # `false` for it. jsonschema may report that error at the table, not the key, so find the key.
+        table = data.get("template")
+        template = table.get("name") if isinstance(table, dict) else None
+        if len(path) == 2:
+            keys = [str(path[1])]
+        elif isinstance(table, dict) and template in BUILDERS:
+            foreign = [key for key in table if key not in template_keys(str(template))]
+            keys = [key for key in foreign if table[key] is instance] or foreign
+        else:
+            keys = []
+        for key in keys:
+            yield ("template", key), _template_key_problem(table, key, [])
     elif kind == "required":
         for key in expected:
             if key not in instance:
@@ -136,7 +162,7 @@ def _describe(error: ValidationError, root: dict[str, Any]) -> Iterator[Structur
     elif kind in ("minProperties", "maxProperties"):
         yield path, "a step is a table with exactly one key, like {apt_install = ['git']}"
     elif kind in ("anyOf", "oneOf"):
-        yield from _describe_alternatives(error, root)
+        yield from _describe_alternatives(error, root, data)
     else:
         yield path, error.message
 
@@ -145,6 +171,8 @@ def _enum_message(path: KeyPath, instance: Any, allowed: list[Any]) -> str:
     words = [str(item) for item in allowed]
     if len(path) >= 2 and path[0] == "node_selector" and path[1] in ("include", "exclude"):
         return f"unknown GPU {instance!r}; {did_you_mean(str(instance), words)}"
+    if path == ("template", "name"):
+        return f"unknown template {instance!r}; {did_you_mean(str(instance), words)}"
     if isinstance(instance, str) and instance.upper() in words:
         return f"{instance!r} is not one of {', '.join(map(repr, words))}; did you mean {instance.upper()!r}?"
     hint = did_you_mean(str(instance), words)
@@ -165,7 +193,9 @@ def _branch_type(branch: dict[str, Any], root: dict[str, Any]) -> str:
     return _type_words(branch.get("type", "value"))
 
 
-def _describe_alternatives(error: ValidationError, root: dict[str, Any]) -> Iterator[StructureProblem]:
+def _describe_alternatives(
+    error: ValidationError, root: dict[str, Any], data: dict[str, Any]
+) -> Iterator[StructureProblem]:
     """Explain a failed ``anyOf``: dig into the alternative whose type matched, else list the types."""
     by_branch: dict[int, list[ValidationError]] = {}
     for sub in error.context or []:
@@ -174,7 +204,7 @@ def _describe_alternatives(error: ValidationError, root: dict[str, Any]) -> Iter
     for subs in by_branch.values():
         if any(sub.validator != "type" or len(sub.absolute_path) > len(error.absolute_path) for sub in subs):
             for sub in subs:
-                yield from _describe(sub, root)
+                yield from _describe(sub, root, data)
             return
     branches: Any = error.validator_value
     types = [_branch_type(branch, root) for branch in branches]
