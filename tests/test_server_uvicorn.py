@@ -67,3 +67,23 @@ def test_admission_under_parallel_load(tmp_path: Path, start_server: Callable[..
     conn.close()
     assert 'chutes_requests_total{method="POST",path="/work",status="429"}' in metrics
     assert "chutes_request_duration_seconds_bucket" in metrics
+
+
+def test_bad_settings_stop_uvicorn_at_startup(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "loaded_app.py").write_text(APP)
+    env = {**os.environ, "CHUTES_QUEUE_WAIT": "soon", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "loaded_app:chute", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "CHUTES_QUEUE_WAIT='soon'" in result.stderr
+    assert "Application startup failed" in result.stderr

@@ -45,7 +45,9 @@ class Runtime:
         self.draining = False
         self.jobs: JobService | None = None
         self._job_routes: list[BaseRoute] = []
-        self._configure(Settings.load())
+        # Defaults until the lifespan starts: the environment is read in startup(), where a bad value
+        # fails the start cleanly (an error here would make uvicorn think lifespan is unsupported).
+        self._configure(Settings.model_construct())
 
     def _configure(self, settings: Settings) -> None:
         self.settings = settings
