@@ -208,7 +208,7 @@ class Chute:
         stream: bool = False,
         public_api_method: str | None = None,
     ) -> Callable[[F], F]:
-        """Serve the decorated function at ``public_api_path`` (see PRODUCT.md §3 for input/output rules)."""
+        """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour")."""
         if public_api_method is not None:
             warnings.warn("public_api_method is deprecated; use method", DeprecationWarning, stacklevel=2)
             method = public_api_method

@@ -9,3 +9,10 @@ class ChuteDefinitionError(ValueError):
 
 class HandlerSignatureError(ChuteDefinitionError):
     """A handler whose parameters cannot be mapped from a request body."""
+
+
+class StartupError(Exception):
+    """A chute that cannot start for a reason one line explains (a missing engine package, say).
+
+    The server logs it without a traceback; subclasses may also derive from the builtin that fits.
+    """

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", description="Time zone in which cron schedules are read.")
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `serve` listens on.")
-    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="Log level of `serve`."
+    )
     api_keys: str = Field(
         "", description="Comma-separated API keys; when set, cord, job and websocket routes need one."
     )

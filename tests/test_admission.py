@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,6 +15,22 @@ from chutes.server.admission import Admission
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(chute: Chute) -> AsyncIterator[None]:
+    """Run the chute's ASGI lifespan around a block, as a server would."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.create_task(chute({"type": "lifespan", "state": {}}, inbox.get, outbox.put))
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await task
 
 
 def test_slots_then_queue_then_reject() -> None:
@@ -138,10 +156,11 @@ def test_overload_answers_429_with_headers_and_never_500(monkeypatch: pytest.Mon
         return sent[0]["status"], dict(sent[0]["headers"])
 
     async def scenario() -> list[tuple[int, dict[bytes, bytes]]]:
-        tasks = [asyncio.create_task(call()) for _ in range(6)]
-        await asyncio.sleep(0.05)
-        release.set()
-        return await asyncio.gather(*tasks)
+        async with lifespan(chute):  # settings are read when the chute starts
+            tasks = [asyncio.create_task(call()) for _ in range(6)]
+            await asyncio.sleep(0.05)
+            release.set()
+            return await asyncio.gather(*tasks)
 
     results = run(scenario())
     statuses = sorted(status for status, _ in results)
@@ -209,6 +228,10 @@ def test_a_client_leaving_the_queue_frees_its_place_and_never_runs(monkeypatch: 
         return sent
 
     async def scenario() -> tuple[list[dict[str, Any]], ...]:
+        async with lifespan(chute):
+            return await queued()
+
+    async def queued() -> tuple[list[dict[str, Any]], ...]:
         leave = asyncio.Event()
         first = asyncio.create_task(call(1))
         await asyncio.sleep(0.01)

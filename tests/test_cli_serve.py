@@ -94,3 +94,22 @@ def test_serve_reload_picks_up_a_changed_handler(tmp_path: Path, start_server: S
         with contextlib.suppress(OSError):  # the server is restarting
             answer = post(port, "/hello", {})
     assert answer == "two"
+
+
+def test_a_chute_failing_to_start_exits_1_with_one_clean_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(
+        "from chutes.chute import Chute\n"
+        "chute = Chute(username='acme', name='broken', image='python:3.11')\n"
+        "@chute.on_startup()\n"
+        "async def load(self):\n    raise ValueError('model file /models/x.bin is missing')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "chutes", "serve", "broken:chute", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "chute broken failed to start: model file /models/x.bin is missing" in result.stderr
+    assert "Traceback" not in result.stderr

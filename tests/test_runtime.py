@@ -237,3 +237,24 @@ def test_bad_settings_name_their_environment_variable(monkeypatch: pytest.Monkey
     lines = str(caught.value).splitlines()
     assert lines[0].startswith("CHUTES_QUEUE_WAIT='soon': Input should be a valid number")
     assert lines[1] == "CHUTES_JOB_WORKERS='0': Input should be greater than or equal to 1"
+
+
+def test_built_in_routes_carry_request_ids() -> None:
+    with TestClient(make()) as client:
+        for path in ("/_health", "/_ready", "/_metrics"):
+            assert client.get(path, headers={"X-Request-ID": "probe-1"}).headers["x-request-id"] == "probe-1"
+            assert client.get(path).headers["x-request-id"]
+
+
+def test_run_local_in_the_reloader_child_does_not_start_a_second_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import uvicorn
+
+    calls: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    make().run_local(reload=True)
+    assert calls == []
+    make().run_local(reload=False)  # an explicit no-reload call in a child process still serves
+    assert len(calls) == 1

@@ -12,14 +12,18 @@ def _serve(args: argparse.Namespace) -> int:
     from chutes.server.serve import serve_target
 
     settings = Settings.load()
-    serve_target(
-        args.target,
-        host=args.host or settings.host,
-        port=settings.port if args.port is None else args.port,
-        reload=args.reload,
-        workers=args.workers,
-        log_level=args.log_level or settings.log_level,
-    )
+    try:
+        serve_target(
+            args.target,
+            host=args.host or settings.host,
+            port=settings.port if args.port is None else args.port,
+            reload=args.reload,
+            workers=args.workers,
+            log_level=args.log_level or settings.log_level,
+        )
+    except SystemExit as exc:
+        # uvicorn exits with 3 when the chute fails to start (a startup hook or a setting): a failed check.
+        return 1 if exc.code == 3 else int(exc.code or 0)
     return 0
 
 

@@ -111,7 +111,7 @@ class Dispatcher:
                 await self.serve_cord(route, scope, receive, send)
                 return
             if path in _PUBLIC and path.startswith("/_"):
-                await self.runtime.serve_builtin(path, scope["method"], send)
+                await self.runtime.serve_builtin(path, scope["method"], self._identified(scope, send))
                 return
             await self._fall_through(path, scope, receive, send)
         elif scope["type"] == "websocket":
@@ -129,21 +129,26 @@ class Dispatcher:
         headers = dict(scope["headers"])
         return keys.allows(headers.get(b"authorization"), headers.get(b"x-api-key"))
 
-    async def _fall_through(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    def _identified(self, scope: Scope, send: Send) -> Send:
+        """``send`` adding the request's X-Request-ID (the client's when valid) to the response."""
         request_id = dict(scope["headers"]).get(b"x-request-id")
         if request_id is None or not _VALID_ID(request_id):
             request_id = self._new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
-        if path not in _PUBLIC and not self._authorized(scope):
-            await send_json(send, 401, {"detail": "Invalid or missing API key"}, [(b"www-authenticate", b"Bearer")])
-            return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
-        await self.fallback(scope, receive, send_with_id)
+        return send_with_id
+
+    async def _fall_through(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        send = self._identified(scope, send)
+        if path not in _PUBLIC and not self._authorized(scope):
+            await send_json(send, 401, {"detail": "Invalid or missing API key"}, [(b"www-authenticate", b"Bearer")])
+            return
+        await self.fallback(scope, receive, send)
 
     async def serve_cord(self, route: CordRoute, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime

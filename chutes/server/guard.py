@@ -1,4 +1,4 @@
-"""Optional API keys and per-client rate limiting (PRODUCT.md §11)."""
+"""Optional API keys and per-client rate limiting."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chutes.errors import StartupError
 from chutes.invoke import call_handler
 from chutes.server.admission import Admission
 from chutes.server.dispatcher import Dispatcher
@@ -96,7 +97,10 @@ class Runtime:
         try:
             await self.startup()
         except BaseException as exc:
-            logger.exception("chute %s failed to start", self.chute.name)
+            if isinstance(exc, ValueError | StartupError):  # bad settings, store, engine: the message says it all
+                logger.error("chute %s failed to start: %s", self.chute.name, exc)
+            else:
+                logger.exception("chute %s failed to start", self.chute.name)
             await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
             raise  # as Starlette's router does: the server reports it and exits
         replayed = False

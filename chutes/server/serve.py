@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -41,7 +42,8 @@ def serve_target(
         load_target(target)
         spec_path = is_spec_path(target)
         os.environ[TARGET_ENV] = str(Path(target).resolve()) if spec_path else target
-        reload_dirs = [str(Path(target).resolve().parent)] if spec_path else [str(Path.cwd())]
+        # Handlers resolve from the spec's folder, then the current one: watch both.
+        reload_dirs = sorted({str(Path(target).resolve().parent), str(Path.cwd())} if spec_path else {str(Path.cwd())})
         uvicorn.run(
             "chutes.server.serve:create_app",
             factory=True,
@@ -78,6 +80,10 @@ def _import_string(chute: Chute) -> tuple[str, str] | None:
 
 def serve_chute(chute: Chute, *, host: str, port: int, reload: bool, log_level: str) -> None:
     """``Chute.run_local``: reload needs an import string; without one, serve this object without reload."""
+    if reload and multiprocessing.parent_process() is not None:
+        # The reloader's server process re-runs the script that called run_local() at import (a script
+        # without an `if __name__ == "__main__":` guard): the server is already being started, by uvicorn.
+        return
     found = _import_string(chute) if reload else None
     if reload and found is None:
         logger.warning("reload needs the chute importable as module:attr; serving without reload")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from chutes.errors import StartupError
+
 if TYPE_CHECKING:
     from chutes.chute import Chute
 
@@ -90,7 +92,7 @@ EngineFactory = Callable[["Chute"], "Engine | Awaitable[Engine]"]
 """Builds the engine of a chute at startup; may be a plain or an async function."""
 
 
-class EngineNotInstalledError(ImportError):
+class EngineNotInstalledError(ImportError, StartupError):
     """The package a template's engine needs is not installed where the chute starts."""
 
     def __init__(self, template: str, package: str, install: str | None = None) -> None:
