@@ -48,6 +48,7 @@ _MODULE = '''\
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -67,18 +68,21 @@ class HelloOutput(BaseModel):
 
 async def setup(self: Any) -> None:
     """Runs once before the first request: load models and state here."""
-    self.greetings = 0
+    self.salutation = "Hello"
 
 
 async def hello(self: Any, body: HelloInput) -> HelloOutput:
     """Greet someone."""
-    self.greetings += 1
-    return HelloOutput(greeting=f"Hello, {{body.name}}!")
+    return HelloOutput(greeting=f"{{self.salutation}}, {{body.name}}!")
 
 
-def report(self: Any) -> dict[str, int]:
-    """A daily job: how many greetings were served."""
-    return {{"greetings": getattr(self, "greetings", 0)}}
+def report(self: Any) -> dict[str, str]:
+    """A daily job (03:00 UTC): periodic work such as refreshing a cache goes here.
+
+    Scheduled runs may execute in a fresh process (a Kubernetes CronJob runs ``chutes jobs run``), so
+    keep anything they must share with the server in a store, not on ``self``.
+    """
+    return {{"ran_at": datetime.now(UTC).isoformat(timespec="seconds")}}
 '''
 
 
