@@ -28,13 +28,37 @@ def check_schedule(schedule: str) -> str:
     try:
         times = croniter(schedule, datetime(2000, 1, 1))
     except (ValueError, KeyError) as exc:
-        raise ChuteDefinitionError(f"schedule {schedule!r} is not a valid cron expression: {exc}") from None
+        raise ChuteDefinitionError(
+            f"schedule {schedule!r} is not a valid cron expression: {_culprit(schedule, exc)}"
+        ) from None
     try:
         times.get_next(datetime)
     except CroniterBadDateError:
         # Like '0 0 30 2 *': valid fields, but no such date; the scheduler would find no time to wait for.
         raise ChuteDefinitionError(f"schedule {schedule!r} never fires (no such date)") from None
     return schedule
+
+
+_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-6 or sun-sat"),
+)
+
+
+def _culprit(schedule: str, error: Exception) -> str:
+    """Name the field croniter rejected (its own message quotes the whole expression only)."""
+    parts = schedule.split()
+    for index, (field_name, allowed) in enumerate(_FIELDS):
+        alone = ["*"] * 5
+        alone[index] = parts[index]
+        try:
+            croniter(" ".join(alone), datetime(2000, 1, 1))
+        except (ValueError, KeyError):
+            return f"the {field_name} field {parts[index]!r} is invalid (allowed: {allowed}, '*', ranges, lists, steps)"
+    return str(error)
 
 
 @dataclass(eq=False)

@@ -232,3 +232,13 @@ def helper_defined_at_module_level(self: Chute, value: int) -> tuple[str, int]:
 
 def not_a_method(value: int) -> int:
     return value
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field"),
+    [("0 25 * * *", "hour field '25'"), ("0 0 * 13 *", "month field '13'"), ("0 0 * * mon-xyz", "day of week field")],
+)
+def test_cron_errors_name_the_field(schedule: str, field: str) -> None:
+    chute = make()
+    with pytest.raises(ChuteDefinitionError, match=f"the {field}"):
+        chute.job(name="j", schedule=schedule)(lambda self: None)
