@@ -113,3 +113,16 @@ def test_a_chute_failing_to_start_exits_1_with_one_clean_line(tmp_path: Path) ->
     assert result.returncode == 1
     assert "chute broken failed to start: model file /models/x.bin is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readme_python_examples_build_chutes() -> None:
+    from chutes.chute import Chute
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        namespace: dict[str, object] = {"__name__": "readme_example"}
+        exec(compile(block, "README.md", "exec"), namespace)
+        chute = namespace["chute"]
+        assert isinstance(chute, Chute)
+        assert chute.cords, "every README example declares at least one cord"
