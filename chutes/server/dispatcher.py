@@ -102,6 +102,7 @@ class Dispatcher:
         return b"%s-%x" % (_ID_PREFIX, next(self._ids))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route one ASGI connection: a cord, a built-in route, or the FastAPI app behind."""
         if scope["type"] == "http":
             path = scope["path"]
             if scope.get("root_path"):
@@ -151,6 +152,7 @@ class Dispatcher:
         await self.fallback(scope, receive, send)
 
     async def serve_cord(self, route: CordRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one cord call: guards, admission, then bind, call and respond (the hot path)."""
         runtime = self.runtime
         started = perf_counter()
         request_id = authorization = api_key = length = None

@@ -81,6 +81,7 @@ class Runtime:
     # -- ASGI ---------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection; cords skip straight to the dispatcher when nothing wraps them."""
         if self.direct and scope["type"] == "http":
             route = self.dispatcher.routes.get((scope["method"], scope["path"]))
             if route is not None:
