@@ -73,7 +73,7 @@ def type_label(schema: dict[str, Any], root: dict[str, Any] | None = None) -> st
         items = schema.get("items")
         return f"array of {type_label(items, root)}" if isinstance(items, dict) and items else "array"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
-        return f"object of {type_label(schema['additionalProperties'], root)}"
+        return f"object with {type_label(schema['additionalProperties'], root)} values"
     if kind == "string" and "format" in schema:
         return f"string ({schema['format']})"
     if kind is None and "enum" in schema:
