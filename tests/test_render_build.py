@@ -22,7 +22,11 @@ def test_build_writes_every_artifact_and_the_context(tmp_path: Path) -> None:
     assert_golden("textkit/README.md", (out / "README.md").read_text())
     assert_golden("textkit/k8s.yaml", (out / "k8s.yaml").read_text())
     # The spec's folder, and the handler package it names, which lives at the repository root.
-    assert (out / "app" / "chute.toml").read_text() == (ROOT / "specs/textkit/chute.toml").read_text()
+    copied, original = (out / "app" / "chute.toml").read_text(), (ROOT / "specs/textkit/chute.toml").read_text()
+    # Only the editor's `#:schema` line changes: it now points at the schema shipped in framework/.
+    assert copied.splitlines()[0] == "#:schema ../framework/chutes/spec/chute.schema.json"
+    assert (out / "app" / copied.splitlines()[0].split()[1]).resolve().is_file()
+    assert copied.splitlines()[1:] == original.splitlines()[1:]
     assert (out / "app" / "README.md").is_file()
     assert (out / "app" / "examples" / "textkit.py").is_file()
     assert not list(out.rglob("__pycache__"))

@@ -127,6 +127,21 @@ def _local_path(top: str) -> Path | None:
     return path
 
 
+def _repoint_schema(spec: Path) -> None:
+    """Point a copied spec's ``#:schema`` comment at the schema inside the build context.
+
+    The comment usually holds a path relative to the project (``../../schema/chute.schema.json``) that
+    does not exist in the build folder; the framework copied beside ``app/`` ships the same schema.
+    """
+    if spec.suffix != ".toml" or not spec.is_file():
+        return
+    text = spec.read_text(encoding="utf-8")
+    first, newline, rest = text.partition("\n")
+    if first.startswith("#:schema ") and "://" not in first:
+        schema = f"../{CONTEXT_FRAMEWORK}/chutes/spec/chute.schema.json"
+        spec.write_text(f"#:schema {schema}{newline}{rest}", encoding="utf-8")
+
+
 def _write_app(target: str, chute: Chute, folder: Path, out: Path) -> None:
     ignored = shutil.ignore_patterns(*_IGNORED)
 
@@ -139,6 +154,7 @@ def _write_app(target: str, chute: Chute, folder: Path, out: Path) -> None:
     if is_spec_path(target):
         root = Path(target).resolve().parent
         shutil.copytree(root, folder, ignore=ignore)
+        _repoint_schema(folder / Path(target).name)
     else:
         folder.mkdir(parents=True)
     # Handlers may live beside the spec or in packages found from the working directory: the image's
