@@ -6,7 +6,7 @@ import logging
 import sys
 import types
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -326,6 +326,3 @@ def _takes_self(func: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return bool(params) and params[0] == "self"
-
-
-AsyncHook = Callable[["Chute"], Awaitable[None]]

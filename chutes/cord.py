@@ -75,14 +75,14 @@ class Cord:
         return str(getattr(self.func, "__name__", "cord"))
 
     @property
-    def is_async(self) -> bool:
-        """Whether the handler is a coroutine function."""
-        return inspect.iscoroutinefunction(self.func)
-
-    @property
     def is_generator(self) -> bool:
         """Whether the handler yields chunks (sync or async generator)."""
         return inspect.isasyncgenfunction(self.func) or inspect.isgeneratorfunction(self.func)
+
+    @property
+    def stream_media_type(self) -> str:
+        """The media type of this cord's streams: ``output_content_type``, or SSE when that is left as JSON."""
+        return "text/event-stream" if self.output_content_type == "application/json" else self.output_content_type
 
     @property
     def description(self) -> str:

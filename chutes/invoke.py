@@ -33,6 +33,12 @@ async def call_handler(func: Callable[..., Any], owner: object, kwargs: dict[str
     return result
 
 
+async def run_hooks(hooks: list[Callable[..., Any]], owner: object) -> None:
+    """Run lifecycle hooks in declaration order, each as ``hook(owner)``."""
+    for hook in hooks:
+        await call_handler(hook, owner, {})
+
+
 def json_bytes(cord: Cord, result: Any) -> bytes:
     """Serialize a cord's JSON result, checked against ``output_schema`` when one is given."""
     schema = cord.output_schema
@@ -76,7 +82,7 @@ async def _empty() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover - makes this an async generator
 
 
-async def stream_response(result: Any, media_type: str | None) -> StreamingResponse:
+async def stream_response(result: Any, media_type: str) -> StreamingResponse:
     """Wrap a sync or async iterator in a streaming response with SSE framing for structured chunks.
 
     The first chunk is produced before the response starts, so a generator that fails at once still
@@ -94,7 +100,7 @@ async def stream_response(result: Any, media_type: str | None) -> StreamingRespo
         body = _empty()
     return StreamingResponse(
         body,
-        media_type=media_type or "text/event-stream",
+        media_type=media_type,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -109,8 +115,7 @@ async def to_response(cord: Cord, result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if is_stream(result):
-        media = None if cord.output_content_type == "application/json" else cord.output_content_type
-        return await stream_response(result, media)
+        return await stream_response(result, cord.stream_media_type)
     if isinstance(result, bytes | bytearray | memoryview):
         return Response(bytes(result), media_type=cord.output_content_type)
     return Response(json_bytes(cord, result), media_type="application/json")

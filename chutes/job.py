@@ -102,11 +102,6 @@ class Job:
         return 1 + self.retry_count
 
     @property
-    def is_async(self) -> bool:
-        """Whether the handler is a coroutine function."""
-        return inspect.iscoroutinefunction(self.func)
-
-    @property
     def description(self) -> str:
         """The handler's docstring."""
         return inspect.cleandoc(self.func.__doc__ or "")

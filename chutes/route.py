@@ -77,8 +77,7 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
     endpoint.__name__ = cord.name
     endpoint.__doc__ = cord.func.__doc__
 
-    content_type = "text/event-stream" if cord.stream and cord.output_content_type == "application/json" else None
-    content_type = content_type or cord.output_content_type
+    content_type = cord.stream_media_type if cord.stream else cord.output_content_type
     responses: dict[int | str, dict[str, Any]] = {}
     if content_type != "application/json":
         responses[200] = {"content": {content_type: {}}, "description": "Successful Response"}

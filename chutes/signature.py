@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic_core import PydanticUndefined
 from starlette.requests import Request
-from starlette.websockets import WebSocket
 
 from chutes.errors import HandlerSignatureError
 
@@ -208,8 +207,3 @@ class HandlerSignature:
         if self.kind is BindingKind.DICT:
             return {"type": "object"}
         return {"type": "object", "properties": {}}
-
-
-def websocket_injected() -> tuple[type, ...]:
-    """Parameter types a websocket handler receives from the connection."""
-    return (WebSocket,)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,3 +57,22 @@ def test_metrics_route_reports_cords_and_admission() -> None:
     assert "chutes_concurrency 3.0" in text
     # built-in routes are not counted as cords
     assert "/_metrics" not in text
+
+
+def test_refused_calls_are_counted_however_they_were_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUTES_MAX_BODY_SIZE", "10")
+    chute = Chute(username="acme", name="refusing", image="python:3.11")
+
+    @chute.cord(public_api_path="/x")
+    async def x(self: Chute, a: str = "") -> dict[str, str]:
+        return {}
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"a": "' + b"z" * 50 + b'"}'
+
+    with TestClient(chute) as client:
+        client.post("/x", json={"a": "z" * 50})  # refused from its Content-Length
+        client.post("/x", content=chunks())  # refused while reading: no Content-Length
+        text = client.get("/_metrics").text
+    assert 'chutes_requests_total{method="POST",path="/x",status="413"} 2.0' in text
+    assert 'chutes_requests_rejected_total{reason="too_large"} 2.0' in text

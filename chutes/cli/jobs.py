@@ -134,16 +134,14 @@ def run_job(args: argparse.Namespace) -> int:
 
 
 async def _run_with_hooks(chute: Chute, service: Any, name: str, body: bytes) -> Run:
-    from chutes.invoke import call_handler
+    from chutes.invoke import run_hooks
 
-    for hook in chute.startup_hooks:
-        await call_handler(hook, chute, {})
+    await run_hooks(chute.startup_hooks, chute)
     try:
         run: Run = await service.run_once(name, body)
         return run
     finally:
-        for hook in chute.shutdown_hooks:
-            await call_handler(hook, chute, {})
+        await run_hooks(chute.shutdown_hooks, chute)
 
 
 def show_run(args: argparse.Namespace) -> int:

@@ -41,11 +41,15 @@ class Admission:
             return True
         return False
 
+    def can_queue(self) -> bool:
+        """Whether a call that finds no free slot may wait for one."""
+        return len(self._waiters) < self.queue_size and self.queue_wait > 0
+
     async def acquire(self) -> bool:
         """Take a slot, waiting in the queue if needed; ``False`` when the queue is full or the wait ran out."""
         if self.try_acquire():
             return True
-        if len(self._waiters) >= self.queue_size or self.queue_wait <= 0:
+        if not self.can_queue():
             return False
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()

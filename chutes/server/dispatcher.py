@@ -66,7 +66,7 @@ class CordRoute:
     """One cord with everything the hot path needs precomputed."""
 
     __slots__ = (
-        "cord", "signature", "func", "is_coroutine", "cancellable", "where", "is_get", "stats", "output_type",
+        "cord", "signature", "func", "is_coroutine", "cancellable", "is_get", "stats", "output_type",
         "serializer",
     )  # fmt: skip
 
@@ -78,7 +78,6 @@ class CordRoute:
         # A plain function runs in a worker thread that cancelling cannot stop: it keeps its slot until done.
         self.cancellable = self.is_coroutine or cord.is_generator
         self.is_get = cord.method == "GET"
-        self.where = "query" if self.is_get else "body"
         self.stats = metrics.cord_stats(cord.public_api_path, cord.method)
         # The common case, a handler returning exactly its output model, serializes without checks.
         self.output_type = cord.output_model
@@ -98,8 +97,14 @@ class Dispatcher:
         self._ids = itertools.count(1)
         self.watchdog = Watchdog(WATCH_DELAY)
 
-    def _new_request_id(self) -> bytes:
-        return b"%s-%x" % (_ID_PREFIX, next(self._ids))
+    def _request_id(self, scope: Scope, sent: bytes | None) -> bytes:
+        """The client's X-Request-ID when it is short visible ASCII, else a new one; kept in ``request.state``."""
+        request_id = sent if sent is not None and _VALID_ID(sent) else b"%s-%x" % (_ID_PREFIX, next(self._ids))
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id.decode("latin-1")
+        return request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI connection: a cord, a built-in route, or the FastAPI app behind."""
@@ -132,10 +137,7 @@ class Dispatcher:
 
     def _identified(self, scope: Scope, send: Send) -> Send:
         """``send`` adding the request's X-Request-ID (the client's when valid) to the response."""
-        request_id = dict(scope["headers"]).get(b"x-request-id")
-        if request_id is None or not _VALID_ID(request_id):
-            request_id = self._new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
+        request_id = self._request_id(scope, dict(scope["headers"]).get(b"x-request-id"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -165,29 +167,28 @@ class Dispatcher:
                 authorization = value
             elif key == b"x-api-key":
                 api_key = value
-        if request_id is None or not _VALID_ID(request_id):
-            request_id = self._new_request_id()
+        request_id = self._request_id(scope, request_id)
         id_header = (b"x-request-id", request_id)
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state["request_id"] = request_id.decode("latin-1")
 
+        # Every answered call is counted in the cord's metrics, refusals included.
         if runtime.api_keys.enabled and not runtime.api_keys.allows(authorization, api_key):
             await send_json(
                 send, 401, {"detail": "Invalid or missing API key"}, [id_header, (b"www-authenticate", b"Bearer")]
             )
+            route.stats.record(401, perf_counter() - started)
             return
         if runtime.rate_limiter.enabled:
             client = scope.get("client")
             wait = runtime.rate_limiter.check(client[0] if client else "")
             if wait:
                 runtime.metrics.rejected.labels("rate_limited").inc()
-                limited = {"detail": "Rate limit exceeded", "request_id": state["request_id"]}
+                limited = {"detail": "Rate limit exceeded", "request_id": request_id.decode("latin-1")}
                 await send_json(send, 429, limited, [id_header, (b"retry-after", str(wait).encode())])
+                route.stats.record(429, perf_counter() - started)
                 return
         if length is not None and length.isdigit() and int(length) > runtime.max_body_size:
             await self._too_large(send, id_header)
+            route.stats.record(413, perf_counter() - started)
             return
         admission = runtime.admission
         body: bytes | None = None
@@ -215,6 +216,9 @@ class Dispatcher:
         disconnect: a client that gives up leaves the queue at once instead of taking a slot later.
         """
         admission = self.runtime.admission
+        if not admission.can_queue():  # turned away at once: not worth reading the body
+            await self._overloaded(send, id_header)
+            return 429
         try:
             body = b"" if route.is_get else await self._read_body(receive)
         except BodyTooLarge:
@@ -310,7 +314,7 @@ class Dispatcher:
             handler = self._user_handler(RequestValidationError)
             if handler is not None:
                 return await self._answer_with(
-                    handler, RequestValidationError(detail, body=data), scope, receive, send, body, id_header
+                    handler, RequestValidationError(detail, body=data), scope, receive, send, id_header, body
                 )
             await send_json(send, 422, {"detail": detail}, [id_header])
             return 422
@@ -374,8 +378,7 @@ class Dispatcher:
 
         try:
             if not isinstance(result, Response):
-                media = None if route.cord.output_content_type == "application/json" else route.cord.output_content_type
-                result = await stream_response(result, media)
+                result = await stream_response(result, route.cord.stream_media_type)
             result.raw_headers.append(id_header)
             await result(scope, receive, tracking_send)
         except ClientDisconnect:
@@ -400,7 +403,7 @@ class Dispatcher:
         """Answer an exception: the user's handler if registered, HTTPException as is, anything else 500."""
         handler = self._user_handler(type(exc), exc)
         if handler is not None:
-            return await self._answer_with(handler, exc, scope, receive, send, body, id_header)
+            return await self._answer_with(handler, exc, scope, receive, send, id_header, body)
         if isinstance(exc, HTTPException):
             headers = [id_header, *((k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items())]
             if exc.status_code in (204, 304):
@@ -444,8 +447,8 @@ class Dispatcher:
         scope: Scope,
         receive: Receive,
         send: Send,
-        body: bytes,
         id_header: tuple[bytes, bytes],
+        body: bytes,
     ) -> int:
         request = self._request(scope, receive, body)
         try:

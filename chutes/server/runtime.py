@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chutes.errors import StartupError
-from chutes.invoke import call_handler
+from chutes.invoke import run_hooks
 from chutes.server.admission import Admission
 from chutes.server.dispatcher import Dispatcher
 from chutes.server.guard import ApiKeys, RateLimiter
@@ -49,6 +49,7 @@ class Runtime:
         # Defaults until the lifespan starts: the environment is read in startup(), where a bad value
         # fails the start cleanly (an error here would make uvicorn think lifespan is unsupported).
         self._configure(Settings.model_construct())
+        self._build_entry()
 
     def _configure(self, settings: Settings) -> None:
         self.settings = settings
@@ -57,7 +58,6 @@ class Runtime:
         self.api_keys = ApiKeys(settings.api_key_set)
         self.rate_limiter = RateLimiter(settings.rate_limit)
         self.max_body_size = settings.max_body_size
-        self._build_entry()
 
     def _build_entry(self) -> None:
         app = self.chute.app
@@ -119,7 +119,7 @@ class Runtime:
         async def inner_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
-                    await self._run_hooks(self.chute.shutdown_hooks)
+                    await run_hooks(self.chute.shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
                     message = {"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"}
@@ -136,7 +136,7 @@ class Runtime:
         self.ready = False
         self.draining = False
         self._configure(Settings.load())
-        await self._run_hooks(self.chute.startup_hooks)
+        await run_hooks(self.chute.startup_hooks, self.chute)
         await self._start_jobs()
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
@@ -146,10 +146,6 @@ class Runtime:
         gc.freeze()
         self.ready = True
         logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(self.chute.cords), len(self.chute.jobs))
-
-    async def _run_hooks(self, hooks: list[Any]) -> None:
-        for hook in hooks:
-            await call_handler(hook, self.chute, {})
 
     async def _start_jobs(self) -> None:
         from chutes.jobs.service import JobService
