@@ -125,10 +125,11 @@ def _build(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         k8s=_k8s_kwargs(args),
     )
-    _warn_secrets(_load(args.target))
+    chute = _load(args.target)
+    _warn_secrets(chute)
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            paths = build(args.target, args.out, options)
+            paths = build(args.target, args.out, options, chute=chute)
     except OSError as exc:
         return cannot_write(args.out, exc)
     print(f"wrote {', '.join(path.name for path in paths)} to {args.out}")

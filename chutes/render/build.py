@@ -182,7 +182,9 @@ def _prepare(out: Path) -> None:
     (out / MARKER).write_text("This folder is written by `python -m chutes build`; it is replaced on rebuild.\n")
 
 
-def build(target: str, out_dir: str | Path, options: BuildOptions | None = None) -> list[Path]:
+def build(
+    target: str, out_dir: str | Path, options: BuildOptions | None = None, chute: Chute | None = None
+) -> list[Path]:
     """Write the Dockerfile, README.md, k8s.yaml and the build context of TARGET into ``out_dir``.
 
     Args:
@@ -190,12 +192,13 @@ def build(target: str, out_dir: str | Path, options: BuildOptions | None = None)
             or module becomes ``app/``).
         out_dir: The folder to write; created if needed, refused if it holds anything but an earlier build.
         options: Options of the generated files.
+        chute: The chute TARGET names, when the caller has loaded it already (loaded here otherwise).
 
     Returns:
         The paths written at the top of ``out_dir``.
     """
     options = options or BuildOptions()
-    chute = load_target(target)
+    chute = chute or load_target(target)
     out = Path(out_dir).resolve()
     serve_target = serve_target_of(target)
     files = {
