@@ -83,6 +83,8 @@ class Runtime:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; cords skip straight to the dispatcher when nothing wraps them."""
         if self.direct and scope["type"] == "http":
+            # The dispatcher's own lookup, one coroutine frame earlier: the hot path of every cord call.
+            # Anything it misses (a root_path prefix included) goes through the dispatcher below.
             route = self.dispatcher.routes.get((scope["method"], scope["path"]))
             if route is not None:
                 await self.dispatcher.serve_cord(route, scope, receive, send)
