@@ -14,9 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chutes.errors import StartupError
 from chutes.invoke import run_hooks
 from chutes.server.admission import Admission
+from chutes.server.api_keys import ApiKeys
 from chutes.server.dispatcher import Dispatcher
-from chutes.server.guard import ApiKeys, RateLimiter
 from chutes.server.metrics import CONTENT_TYPE, Metrics
+from chutes.server.rate_limiter import RateLimiter
 from chutes.server.responses import send_bytes, send_json
 from chutes.settings import Settings
 

@@ -1,4 +1,4 @@
-"""API keys, rate limiting and the body size limit (PRODUCT.md §11)."""
+"""Security: API keys, rate limiting and the body size limit, unit and over HTTP."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from chutes.chute import Chute
-from chutes.server.guard import ApiKeys, RateLimiter
+from chutes.server.api_keys import ApiKeys
+from chutes.server.rate_limiter import RateLimiter
 
 
 def build() -> Chute:
