@@ -59,7 +59,8 @@ def json_bytes(cord: Cord, result: Any) -> bytes:
     return pydantic_core.to_json(result, inf_nan_mode="null")
 
 
-def _sse_chunk(item: Any) -> bytes:
+def sse_chunk(item: Any) -> bytes:
+    """One chunk of a stream: ``str``/``bytes`` as they are, anything else as an SSE ``data:`` event."""
     if isinstance(item, bytes):
         return item
     if isinstance(item, str):
@@ -72,9 +73,9 @@ def _sse_chunk(item: Any) -> bytes:
 
 
 async def _aiter_chunks(first: Any, source: AsyncIterator[Any]) -> AsyncIterator[bytes]:
-    yield _sse_chunk(first)
+    yield sse_chunk(first)
     async for item in source:
-        yield _sse_chunk(item)
+        yield sse_chunk(item)
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -8,21 +8,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from chutes.chute import Chute
 from chutes.image import Image
 from chutes.node_selector import NodeSelector
-from chutes.templates.builder import (
-    adopt_caller,
-    check_engine_args,
-    check_factory,
-    check_model_name,
-    default_node_selector,
-    load_engine,
-)
+from chutes.templates.builder import adopt_caller, default_node_selector
 from chutes.templates.engine import import_engine_package
+from chutes.templates.model_chute import Alias, ModelChute
 
 __all__ = [
     "DEFAULT_DIFFUSION_BASE",
@@ -62,7 +54,7 @@ class ImagePipeline(Protocol):
         ...
 
 
-class DiffusionChute(Chute):
+class DiffusionChute(ModelChute[ImagePipeline]):
     """A chute serving one text-to-image model at ``POST /generate``.
 
     Attributes:
@@ -71,6 +63,11 @@ class DiffusionChute(Chute):
         pipeline_factory: Builds the pipeline at startup from the chute.
         pipeline: The loaded pipeline, None until the startup hook ran (or after shutdown).
     """
+
+    loaded_kind = "pipeline"
+    pipeline = Alias[ImagePipeline | None]("_loaded")
+    pipeline_args = Alias[dict[str, Any]]("_args")
+    pipeline_factory = Alias[Callable[["DiffusionChute"], ImagePipeline | Awaitable[ImagePipeline]]]("_factory")
 
     def __init__(
         self,
@@ -83,18 +80,13 @@ class DiffusionChute(Chute):
         pipeline_args: dict[str, Any] | None = None,
         **chute_kwargs: Any,
     ) -> None:
-        super().__init__(username, name, image, **chute_kwargs)
-        self.model_name = check_model_name(model_name)
-        self.pipeline_args = check_engine_args(pipeline_args, "pipeline_args")
-        check_factory(pipeline_factory, "pipeline_factory")
-        self.pipeline_factory = pipeline_factory
-        self.pipeline: ImagePipeline | None = None
+        super().__init__(
+            username, name, image, model_name=model_name, factory=pipeline_factory, args=pipeline_args, **chute_kwargs
+        )
 
     def require_pipeline(self) -> ImagePipeline:
         """The loaded pipeline; a 503 while it is not loaded."""
-        if self.pipeline is None:
-            raise HTTPException(status_code=503, detail=f"the pipeline of {self.model_name} is not loaded")
-        return self.pipeline
+        return self.require_model()
 
     async def generate(self, prompt: str, **options: Any) -> bytes:
         """Draw ``prompt`` and return PNG bytes, e.g. ``await self.generate("a cat", seed=1)``.
@@ -163,14 +155,12 @@ async def generate_image(self: DiffusionChute, body: ImageGenerationRequest) -> 
 
 async def start_pipeline(self: DiffusionChute) -> None:
     """Startup hook: load the pipeline, unless one was already set on the chute."""
-    if self.pipeline is None:
-        self.pipeline = await load_engine(self.pipeline_factory, self)
-        self.logger.info("pipeline for %s loaded", self.model_name)
+    await self.load_model()
 
 
 async def stop_pipeline(self: DiffusionChute) -> None:
     """Shutdown hook: drop the pipeline so its memory can be released."""
-    self.pipeline = None
+    self.unload_model()
 
 
 def default_diffusion_image(username: str, name: str) -> Image:

@@ -23,6 +23,7 @@ __all__ = [
     "EngineFactory",
     "EngineNotInstalledError",
     "Sampling",
+    "TokenizerMethods",
     "import_engine_package",
 ]
 
@@ -86,6 +87,24 @@ class Engine(Protocol):
     def stream(self, prompt: str, sampling: Sampling) -> AsyncIterator[str]:
         """Yield the completion of ``prompt`` piece by piece, as the engine produces it."""
         ...
+
+
+class TokenizerMethods:
+    """The optional :class:`Engine` capabilities over a Hugging Face tokenizer kept in ``_tokenizer`` (or None)."""
+
+    _tokenizer: Any
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str | None:
+        """Render ``messages`` with the model's chat template; None when the model has none (e.g. gpt2)."""
+        if self._tokenizer is None or not getattr(self._tokenizer, "chat_template", None):
+            return None
+        return str(self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+    def count_tokens(self, text: str) -> int | None:
+        """The number of tokens in ``text``; None without a tokenizer."""
+        if self._tokenizer is None:
+            return None
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
 
 
 EngineFactory = Callable[["Chute"], "Engine | Awaitable[Engine]"]

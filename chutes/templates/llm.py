@@ -15,18 +15,11 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.responses import StreamingResponse
 
-from chutes.chute import Chute
 from chutes.image import Image
 from chutes.node_selector import NodeSelector
-from chutes.templates.builder import (
-    adopt_caller,
-    check_engine_args,
-    check_factory,
-    check_model_name,
-    default_node_selector,
-    load_engine,
-)
+from chutes.templates.builder import adopt_caller, default_node_selector
 from chutes.templates.engine import Engine, Sampling
+from chutes.templates.model_chute import Alias, ModelChute
 from chutes.templates.openai import (
     SSE_DONE,
     AssistantMessage,
@@ -53,7 +46,7 @@ __all__ = ["LLMChute", "build_llm_chute", "render_chat"]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class LLMChute(Chute):
+class LLMChute(ModelChute[Engine]):
     """A chute serving one language model over OpenAI-compatible cords.
 
     Attributes:
@@ -62,6 +55,11 @@ class LLMChute(Chute):
         engine_factory: Builds the engine at startup from the chute.
         engine: The loaded engine, None until the startup hook ran (or after shutdown).
     """
+
+    loaded_kind = "engine"
+    engine = Alias[Engine | None]("_loaded")
+    engine_args = Alias[dict[str, Any]]("_args")
+    engine_factory = Alias[Callable[["LLMChute"], Engine | Awaitable[Engine]]]("_factory")
 
     def __init__(
         self,
@@ -74,18 +72,13 @@ class LLMChute(Chute):
         engine_args: dict[str, Any] | None = None,
         **chute_kwargs: Any,
     ) -> None:
-        super().__init__(username, name, image, **chute_kwargs)
-        self.model_name = check_model_name(model_name)
-        self.engine_args = check_engine_args(engine_args, "engine_args")
-        check_factory(engine_factory, "engine_factory")
-        self.engine_factory = engine_factory
-        self.engine: Engine | None = None
+        super().__init__(
+            username, name, image, model_name=model_name, factory=engine_factory, args=engine_args, **chute_kwargs
+        )
 
     def require_engine(self) -> Engine:
         """The loaded engine; a 503 while it is not loaded (the startup hook has not run or failed)."""
-        if self.engine is None:
-            raise HTTPException(status_code=503, detail=f"the engine of {self.model_name} is not loaded")
-        return self.engine
+        return self.require_model()
 
     async def generate(self, prompt: str, **sampling: Any) -> str:
         """Complete ``prompt`` with the model, e.g. ``await self.generate("Hi", max_tokens=64)``.
@@ -276,15 +269,12 @@ async def list_models(self: LLMChute) -> ModelList:
 
 async def start_engine(self: LLMChute) -> None:
     """Startup hook: load the engine, unless one was already set on the chute."""
-    if self.engine is None:
-        self.engine = await load_engine(self.engine_factory, self)
-        self.logger.info("engine for %s loaded", self.model_name)
+    await self.load_model()
 
 
 async def stop_engine(self: LLMChute) -> None:
     """Shutdown hook: release the engine (its ``close()`` runs when it has one)."""
-    engine, self.engine = self.engine, None
-    close = getattr(engine, "close", None)
+    close = getattr(self.unload_model(), "close", None)
     if callable(close):
         result = close()
         if asyncio.iscoroutine(result):

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
+from chutes.invoke import sse_chunk
 from chutes.templates.engine import Sampling
 
 __all__ = [
@@ -255,8 +256,8 @@ class ModelList(BaseModel):
 
 
 def sse(event: BaseModel) -> bytes:
-    """One server-sent event carrying ``event`` as JSON."""
-    return b"data: " + event.__pydantic_serializer__.to_json(event) + b"\n\n"
+    """One server-sent event carrying ``event`` as JSON, framed as the server frames a cord's streamed models."""
+    return sse_chunk(event)
 
 
 SSE_DONE = b"data: [DONE]\n\n"

@@ -8,7 +8,7 @@ from typing import Any
 
 from chutes.image import Image
 from chutes.node_selector import NodeSelector
-from chutes.templates.engine import Engine, Sampling, import_engine_package
+from chutes.templates.engine import Engine, Sampling, TokenizerMethods, import_engine_package
 from chutes.templates.llm import LLMChute, build_llm_chute
 
 __all__ = ["DEFAULT_SGLANG_IMAGE", "SGLangEngine", "build_sglang_chute"]
@@ -19,7 +19,7 @@ DEFAULT_SGLANG_IMAGE = "lmsysorg/sglang:v0.4.6.post1-cu124"
 SGLANG_INSTALL = "pip install 'sglang[all]'"
 
 
-class SGLangEngine:
+class SGLangEngine(TokenizerMethods):
     """The :class:`~chutes.templates.engine.Engine` over SGLang's offline ``sglang.Engine``."""
 
     def __init__(self, engine: Any, tokenizer: Any = None) -> None:
@@ -76,18 +76,6 @@ class SGLangEngine:
                 piece, sent = text, sent + text
             if piece:
                 yield piece
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> str | None:
-        """Render ``messages`` with the model's chat template; None when the model has none."""
-        if self._tokenizer is None or not getattr(self._tokenizer, "chat_template", None):
-            return None
-        return str(self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-
-    def count_tokens(self, text: str) -> int | None:
-        """The number of tokens in ``text``; None without a tokenizer."""
-        if self._tokenizer is None:
-            return None
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def close(self) -> None:
         """Stop SGLang's worker processes."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from chutes.image import Image
 from chutes.node_selector import NodeSelector
-from chutes.templates.engine import Engine, Sampling, import_engine_package
+from chutes.templates.engine import Engine, Sampling, TokenizerMethods, import_engine_package
 from chutes.templates.llm import LLMChute, build_llm_chute
 
 __all__ = ["DEFAULT_VLLM_IMAGE", "VLLMEngine", "build_vllm_chute"]
@@ -19,7 +19,7 @@ DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 """vLLM's official image: CUDA, PyTorch and vLLM preinstalled."""
 
 
-class VLLMEngine:
+class VLLMEngine(TokenizerMethods):
     """The :class:`~chutes.templates.engine.Engine` over vLLM's ``AsyncLLMEngine``."""
 
     def __init__(self, engine: Any, sampling_params: Callable[..., Any], tokenizer: Any = None) -> None:
@@ -69,18 +69,6 @@ class VLLMEngine:
             if len(text) > sent:
                 yield text[sent:]
                 sent = len(text)
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> str | None:
-        """Render ``messages`` with the model's chat template; None when the model has none (e.g. gpt2)."""
-        if self._tokenizer is None or not getattr(self._tokenizer, "chat_template", None):
-            return None
-        return str(self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-
-    def count_tokens(self, text: str) -> int | None:
-        """The number of tokens in ``text``; None without a tokenizer."""
-        if self._tokenizer is None:
-            return None
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     async def close(self) -> None:
         """Stop vLLM's engine processes."""
