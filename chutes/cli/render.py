@@ -12,7 +12,7 @@ from chutes.chute import Chute
 from chutes.cli.spec import cannot_write
 from chutes.render.build import BuildOptions, build, serve_target_of
 from chutes.render.dockerfile import render_dockerfile, secret_env_keys
-from chutes.render.k8s import render_k8s
+from chutes.render.k8s import K8sOptions, render_k8s
 from chutes.render.readme import render_readme
 from chutes.target import load_target
 
@@ -63,7 +63,7 @@ def _k8s_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", default="2Gi", help="memory request and limit per pod (default: 2Gi)")
 
 
-def _k8s_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def _k8s_kwargs(args: argparse.Namespace) -> K8sOptions:
     return {
         "image": args.image,
         "replicas": args.replicas,
@@ -106,15 +106,13 @@ def _readme(args: argparse.Namespace) -> int:
 
 def _k8s(args: argparse.Namespace) -> int:
     chute = _load(args.target)
-    text = render_k8s(
-        chute,
-        serve_target=serve_target_of(args.target),
-        port=args.port,
-        timezone=args.timezone,
-        templates_dir=args.templates,
+    options: K8sOptions = {
         **_k8s_kwargs(args),
-    )
-    return _emit(text, args.output)
+        "serve_target": serve_target_of(args.target),
+        "port": args.port,
+        "timezone": args.timezone,
+    }
+    return _emit(render_k8s(chute, templates_dir=args.templates, **options), args.output)
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from chutes.render.dockerfile import CONTEXT_APP, CONTEXT_FRAMEWORK, render_dockerfile
-from chutes.render.k8s import render_k8s
+from chutes.render.k8s import K8sOptions, render_k8s
 from chutes.render.readme import render_readme
 from chutes.target import is_spec_path, load_target
 
@@ -48,7 +48,7 @@ class BuildOptions:
     port: int = 8000
     base_url: str = "http://localhost:8000"
     timezone: str = "UTC"
-    k8s: dict[str, Any] = field(default_factory=dict)
+    k8s: K8sOptions = field(default_factory=lambda: K8sOptions())
 
 
 def serve_target_of(target: str) -> str:
@@ -201,6 +201,7 @@ def build(
     chute = chute or load_target(target)
     out = Path(out_dir).resolve()
     serve_target = serve_target_of(target)
+    k8s: K8sOptions = {**options.k8s, "serve_target": serve_target, "port": options.port, "timezone": options.timezone}
     files = {
         "Dockerfile": render_dockerfile(
             chute, serve_target=serve_target, port=options.port, templates_dir=options.templates_dir
@@ -212,14 +213,7 @@ def build(
             timezone=options.timezone,
             templates_dir=options.templates_dir,
         ),
-        "k8s.yaml": render_k8s(
-            chute,
-            serve_target=serve_target,
-            port=options.port,
-            timezone=options.timezone,
-            templates_dir=options.templates_dir,
-            **options.k8s,
-        ),
+        "k8s.yaml": render_k8s(chute, templates_dir=options.templates_dir, **k8s),
         ".dockerignore": DOCKERIGNORE,
     }
     _prepare(out)

@@ -6,7 +6,7 @@ import hashlib
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
 from chutes.render.environment import render_template
@@ -132,7 +132,20 @@ def k8s_documents(
 ) -> list[dict[str, Any]]:
     """Build the manifests as plain data: Deployment, Service, then one CronJob per scheduled job.
 
-    See :func:`render_k8s` for the arguments.
+    Args:
+        chute: The chute to deploy.
+        image: The image the pods run; by default the ``Image``'s reference or ``username/name:latest``.
+        replicas: Pods of the Deployment.
+        namespace: Namespace of every object; none by default (the current one).
+        serve_target: The TARGET inside the image (``chute.toml`` or ``module:attr``).
+        port: The container port.
+        data_pvc: A PersistentVolumeClaim mounted at ``CHUTES_DATA_DIR`` in the Deployment and the
+            CronJobs, so that job runs share one store; without it each pod gets an ``emptyDir``.
+        cpu: CPU request of each pod.
+        memory: Memory request and limit of each pod.
+        startup_timeout: Seconds the startup hooks may take before the pod is restarted.
+        shutdown_grace: ``CHUTES_SHUTDOWN_GRACE``, to size ``terminationGracePeriodSeconds``.
+        timezone: Time zone of the CronJob schedules.
     """
     image = check_line(image if image is not None else default_image(chute), "image")
     if not image.strip() or any(char.isspace() for char in image):
@@ -263,61 +276,43 @@ def k8s_documents(
     return documents
 
 
+class K8sOptions(TypedDict, total=False):
+    """Keyword arguments of :func:`k8s_documents`, also accepted by :func:`render_k8s`."""
+
+    image: str | None
+    replicas: int
+    namespace: str | None
+    serve_target: str | None
+    port: int
+    data_pvc: str | None
+    cpu: str
+    memory: str
+    startup_timeout: int
+    shutdown_grace: float
+    timezone: str
+
+
 def render_k8s(
     chute: Chute,
     *,
-    image: str | None = None,
-    replicas: int = 1,
-    namespace: str | None = None,
-    serve_target: str | None = None,
-    port: int = 8000,
-    data_pvc: str | None = None,
-    cpu: str = "1",
-    memory: str = "2Gi",
-    startup_timeout: int = 600,
-    shutdown_grace: float = 10.0,
-    timezone: str = "UTC",
     templates_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
+    **options: Unpack[K8sOptions],
 ) -> str:
     """Render the chute's Kubernetes manifests as one multi-document YAML.
 
     Args:
         chute: The chute to deploy.
-        image: The image the pods run; by default the ``Image``'s reference or ``username/name:latest``.
-        replicas: Pods of the Deployment.
-        namespace: Namespace of every object; none by default (the current one).
-        serve_target: The TARGET inside the image (``chute.toml`` or ``module:attr``).
-        port: The container port.
-        data_pvc: A PersistentVolumeClaim mounted at ``CHUTES_DATA_DIR`` in the Deployment and the
-            CronJobs, so that job runs share one store; without it each pod gets an ``emptyDir``.
-        cpu: CPU request of each pod.
-        memory: Memory request and limit of each pod.
-        startup_timeout: Seconds the startup hooks may take before the pod is restarted.
-        shutdown_grace: ``CHUTES_SHUTDOWN_GRACE``, to size ``terminationGracePeriodSeconds``.
-        timezone: Time zone of the CronJob schedules.
         templates_dir: A folder whose ``k8s.yaml.j2`` replaces or extends the shipped one.
         extra: More variables for a user template.
+        **options: The manifests' settings, as for :func:`k8s_documents`.
     """
-    documents = k8s_documents(
-        chute,
-        image=image,
-        replicas=replicas,
-        namespace=namespace,
-        serve_target=serve_target,
-        port=port,
-        data_pvc=data_pvc,
-        cpu=cpu,
-        memory=memory,
-        startup_timeout=startup_timeout,
-        shutdown_grace=shutdown_grace,
-        timezone=timezone,
-    )
+    documents = k8s_documents(chute, **options)
     scheduled = any(job.schedule for job in chute.jobs.values())
     context = {
         "chute": chute,
         "documents": documents,
-        "data_pvc": data_pvc,
+        "data_pvc": options.get("data_pvc"),
         "data_dir": DATA_DIR,
         "scheduled": scheduled,
     }
