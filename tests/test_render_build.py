@@ -31,7 +31,7 @@ def test_build_writes_every_artifact_and_the_context(tmp_path: Path) -> None:
     assert (out / "app" / "examples" / "textkit.py").is_file()
     assert not list(out.rglob("__pycache__"))
     # The framework travels as source with a minimal pyproject; the PyPI name `chutes` is not ours.
-    assert (out / "framework" / "chutes" / "chute.py").is_file()
+    assert (out / "framework" / "chutes" / "chute" / "base.py").is_file()
     assert (out / "framework" / "chutes" / "render" / "jinja" / "Dockerfile.j2").is_file()
     pyproject = tomllib.loads((out / "framework" / "pyproject.toml").read_text())
     assert pyproject["project"]["name"] == "chutes-framework"

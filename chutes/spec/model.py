@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chutes.chute import NAME_PATTERN, NAME_RULE
+from chutes.chute.base import NAME_PATTERN, NAME_RULE
 from chutes.gpu import gpu_names
 from chutes.templates import BUILDERS
 

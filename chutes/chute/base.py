@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from chutes.server.runtime import Runtime
 
-__all__ = ["Chute", "ChuteConfig", "NodeSelector"]
+__all__ = ["Chute", "ChuteConfig"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
