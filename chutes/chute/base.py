@@ -17,6 +17,7 @@ from chutes.cord import Cord
 from chutes.errors import ChuteDefinitionError
 from chutes.image import Image
 from chutes.job import Job
+from chutes.name import NAME_RULE, is_valid_name
 from chutes.node_selector import NodeSelector
 from chutes.route import add_cord_route, add_websocket_route
 from chutes.websocket import Websocket
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Chute", "ChuteConfig"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-NAME_RULE = "lowercase letters, digits and hyphens, no leading or trailing hyphen, at most 63 characters"
 
 
 class ChuteConfig(BaseModel):
@@ -49,9 +48,7 @@ class ChuteConfig(BaseModel):
     @field_validator("username", "name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        import re
-
-        if not re.match(NAME_PATTERN, value):
+        if not is_valid_name(value):
             raise ValueError(f"{value!r} is not a valid name: use {NAME_RULE}")
         return value
 

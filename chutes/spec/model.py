@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chutes.chute.base import NAME_PATTERN, NAME_RULE
 from chutes.gpu import gpu_names
+from chutes.name import NAME_PATTERN, NAME_RULE
 from chutes.templates import BUILDERS
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from chutes.chute.base import NAME_PATTERN, NAME_RULE
+from chutes.name import NAME_PATTERN, NAME_RULE
 from chutes.spec.errors import KeyPath
 from chutes.spec.model import IMAGE_COMPONENT_PATTERN, IMAGE_TAG_PATTERN, REFERENCE_PATTERN, template_keys
 from chutes.spec.schema import published_schema
