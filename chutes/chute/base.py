@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import types
@@ -19,7 +20,8 @@ from chutes.image import Image
 from chutes.job import Job
 from chutes.name import NAME_RULE, is_valid_name
 from chutes.node_selector import NodeSelector
-from chutes.route import add_cord_route, add_websocket_route
+from chutes.server.app import ChuteApp
+from chutes.server.route import add_cord_route, add_websocket_route
 from chutes.websocket import Websocket
 
 if TYPE_CHECKING:
@@ -101,7 +103,7 @@ class Chute:
         self.node_selector: NodeSelector | None = node_selector
         self.fastapi_kwargs: dict[str, Any] = dict(kwargs)
         app_kwargs = {"title": name, "description": tagline} | kwargs
-        self._app = FastAPI(**app_kwargs)
+        self._app = ChuteApp(self, **app_kwargs)
         self._logger = logging.getLogger(f"chutes.{name}")
         self.cords: list[Cord] = []
         self.jobs: dict[str, Job] = {}
@@ -204,8 +206,12 @@ class Chute:
         output_content_type: str = "application/json",
         stream: bool = False,
         public_api_method: str | None = None,
+        timeout: float | None = None,
     ) -> Callable[[F], F]:
-        """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour")."""
+        """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour").
+
+        ``timeout`` (seconds): a call still running past it is cancelled and answered 504.
+        """
         if public_api_method is not None:
             warnings.warn("public_api_method is deprecated; use method", DeprecationWarning, stacklevel=2)
             method = public_api_method
@@ -220,6 +226,7 @@ class Chute:
                 minimal_input_schema=minimal_input_schema,
                 output_content_type=output_content_type,
                 stream=stream,
+                timeout=timeout,
                 localns=sys._getframe(1).f_locals,
             )
             for other in self.cords:
@@ -300,10 +307,26 @@ class Chute:
         """Serve the chute as an ASGI application."""
         runtime = self._runtime
         if runtime is None:
+            runtime = self._serving()
+        await runtime(scope, receive, send)
+
+    def lifespan(self, app: object = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """Start and stop this chute from another app's lifespan: ``FastAPI(lifespan=chute.lifespan)``.
+
+        Starlette runs no lifespan of a mounted app; an app mounting ``chute.app`` passes this one so the
+        chute's startup hooks, jobs and readiness run with it.
+        """
+        from chutes.server.mount import lifespan
+
+        return lifespan(self)
+
+    def _serving(self) -> Runtime:
+        """The chute's runtime, created on first use (the first connection, or a route of ``app`` called alone)."""
+        if self._runtime is None:
             from chutes.server.runtime import Runtime
 
-            runtime = self._runtime = Runtime(self)
-        await runtime(scope, receive, send)
+            self._runtime = Runtime(self)
+        return self._runtime
 
     def run_local(self, host: str = "0.0.0.0", port: int = 8000, reload: bool = True, log_level: str = "info") -> None:
         """Serve the chute with uvicorn (auto-reload needs the chute importable as ``module:attr``)."""

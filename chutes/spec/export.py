@@ -160,6 +160,8 @@ def _cord_data(cord: Any) -> dict[str, Any]:
         entry["output_content_type"] = cord.output_content_type
     if cord.stream:
         entry["stream"] = True
+    if cord.timeout is not None:
+        entry["timeout"] = cord.timeout
     return entry
 
 

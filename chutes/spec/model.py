@@ -222,6 +222,9 @@ class CordEntry(_Table):
         "application/json", pattern=r"^[^/\s]+/[^/\s]+$", description="Media type of the response, like 'image/png'."
     )
     stream: bool = Field(False, description="Whether the cord streams its output (a generator or StreamingResponse).")
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds a call may run; past it the call is cancelled and answered 504."
+    )
 
 
 class JobEntry(_Table):
