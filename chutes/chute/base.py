@@ -20,6 +20,7 @@ from chutes.job import Job
 from chutes.name import NAME_RULE, is_valid_name
 from chutes.node_selector import NodeSelector
 from chutes.route import add_cord_route, add_websocket_route
+from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ class Chute:
         """Register ``async def hook(self)`` to run at startup, before the server takes requests."""
 
         def decorator(func: F) -> F:
+            check_chute_parameter(func, "startup hook")
             self._remember(func)
             self.startup_hooks.append(func)
             return func
@@ -188,6 +190,7 @@ class Chute:
         """Register ``async def hook(self)`` to run at shutdown."""
 
         def decorator(func: F) -> F:
+            check_chute_parameter(func, "shutdown hook")
             self._remember(func)
             self.shutdown_hooks.append(func)
             return func
