@@ -12,6 +12,7 @@ from chutes.settings import Settings
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
+    from chutes.server.log_config import LogFormat
 
 TARGET_ENV = "CHUTES_TARGET"
 
@@ -40,11 +41,18 @@ def serve_target(
     reload: bool = False,
     workers: int = 1,
     log_level: str = "info",
+    log_format: LogFormat = "text",
 ) -> None:
-    """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process."""
+    """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process.
+
+    Logging follows :func:`chutes.server.log_config.log_config` at ``log_level`` in ``log_format``.
+    """
     import uvicorn
 
+    from chutes.server.log_config import log_config
     from chutes.target import is_spec_path, load_target
+
+    logging_config = log_config(log_level, log_format)
 
     if reload or workers > 1:
         # Check the target once up front so a bad spec fails here with a clean message, not in a worker.
@@ -62,10 +70,12 @@ def serve_target(
             reload_dirs=reload_dirs if reload else None,
             workers=None if reload else workers,
             log_level=log_level,
+            log_config=logging_config,
             proxy_headers=False,  # the chute's guard reads proxy headers, from trusted peers only
         )
         return
-    uvicorn.run(_frozen(load_target(target)), host=host, port=port, log_level=log_level, proxy_headers=False)
+    chute = _frozen(load_target(target))
+    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config, proxy_headers=False)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -78,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
             reload=args.reload,
             workers=args.workers,
             log_level=args.log_level or settings.log_level,
+            log_format=settings.log_format,
         )
     except SystemExit as exc:
         # uvicorn exits with 3 when the chute fails to start (a startup hook or a setting): a failed check.

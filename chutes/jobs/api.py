@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from chutes.chute.registry import registry_of
 from chutes.jobs.service import UnknownJobError
 from chutes.jobs.store import RunFinishedError, RunNotFoundError
 from chutes.server.core import UnsupportedMediaType, is_json_type
@@ -64,7 +65,7 @@ def build_router(service: JobService) -> APIRouter:
 
     @router.post("/{name}", status_code=202, summary="Submit a run; the body is the job's input")
     async def submit_run(name: str, request: Request) -> JSONResponse:
-        if name not in service.chute.jobs or service.store is None:
+        if name not in registry_of(service.chute).jobs or service.store is None:
             raise HTTPException(404, f"job {name!r} not found")
         content_type = request.headers.get("content-type")
         body = await request.body()
@@ -76,7 +77,9 @@ def build_router(service: JobService) -> APIRouter:
             raise HTTPException(404, f"job {name!r} not found") from None
         except ValidationError as exc:
             # The same 422 as a cord's for the same bad body (the request id comes from the app's handler).
-            raise RequestValidationError(body_errors(service.chute.jobs[name].signature, body, exc)[0]) from None
+            raise RequestValidationError(
+                body_errors(registry_of(service.chute).jobs[name].signature, body, exc)[0]
+            ) from None
         return JSONResponse(run.to_json(), status_code=202)
 
     return router

@@ -297,7 +297,7 @@ class Core:
 
         try:
             if not isinstance(result, Response):
-                result = await stream_response(result, route.cord.stream_media_type)
+                result = await stream_response(result, route.cord)
             result.raw_headers.append(call.id_header)
             await result(scope, call.receive, tracking_send)
         except (ClientGone, ClientDisconnect):

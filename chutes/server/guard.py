@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chutes.server.core import Call, CordRoute, Core
 from chutes.server.errors import error_body
+from chutes.server.log_config import set_request_id
 from chutes.server.responses import json_dumps, send_json
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ class Guard:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        state["request_id"] = request_id.decode("latin-1")
+        state["request_id"] = text = request_id.decode("latin-1")
+        set_request_id(text)  # log lines written while serving the request carry its id
         return request_id
 
     def _client(self, scope: Scope, forwarded_for: bytes | None, proto: bytes | None) -> str:

@@ -11,8 +11,10 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from chutes.chute.registry import registry_of
 from chutes.errors import StartupError
 from chutes.invoke import run_hooks
+from chutes.openapi_docs import ASSETS, ASSETS_PATH
 from chutes.server.admission import Admission
 from chutes.server.api_keys import ApiKeys
 from chutes.server.body import BodyLimits
@@ -60,7 +62,7 @@ class Runtime:
         self.limits = BodyLimits(settings.max_body_size, settings.body_timeout)
         self.core = Core(self.chute, self.admission, self.metrics, self.limits)
         self.cord_routes = {
-            (cord.method, cord.public_api_path): CordRoute(cord, self.metrics) for cord in self.chute.cords
+            (cord.method, cord.public_api_path): CordRoute(cord, self.metrics) for cord in registry_of(self.chute).cords
         }
 
     def _build_entry(self) -> None:
@@ -118,7 +120,7 @@ class Runtime:
         async def inner_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
-                    await run_hooks(self.chute.shutdown_hooks, self.chute)
+                    await run_hooks(registry_of(self.chute).shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
                     message = {"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"}
@@ -135,12 +137,13 @@ class Runtime:
         self.ready = False
         self.draining = False
         self._configure(Settings.load())
-        await run_hooks(self.chute.startup_hooks, self.chute)
+        await run_hooks(registry_of(self.chute).startup_hooks, self.chute)
         await self._start_jobs()
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
         self.ready = True
-        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(self.chute.cords), len(self.chute.jobs))
+        declared = registry_of(self.chute)
+        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(declared.cords), len(declared.jobs))
 
     async def _start_jobs(self) -> None:
         from chutes.jobs.api import build_router
@@ -200,6 +203,8 @@ def access_rules(app: FastAPI, public_docs: bool) -> dict[str, int]:
     """Which paths the guard leaves open: health and readiness always, metrics and docs when public."""
     rules = {"/_health": OPEN, "/_ready": OPEN}
     docs = ["/_metrics", app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url]
+    if app.docs_url or app.redoc_url:
+        docs += [f"{ASSETS_PATH}/{name}" for name in ASSETS]
     for path in docs:
         if path:
             rules[path] = PUBLIC if public_docs else GUARDED

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from chutes.server.log_config import log_config
+
 if TYPE_CHECKING:
     from chutes.chute import Chute
 
@@ -42,13 +44,23 @@ def serve_chute(chute: Chute, *, host: str, port: int, reload: bool, log_level: 
         # The reloader's server process re-runs the script that called run_local() at import (a script
         # without an `if __name__ == "__main__":` guard): the server is already being started, by uvicorn.
         return
+    from chutes.settings import Settings
+
+    logging_config = log_config(log_level, Settings.load().log_format)
     found = _import_string(chute) if reload else None
     if reload and found is None:
         logger.warning("reload needs the chute importable as module:attr; serving without reload")
     if found is not None:
         reference, app_dir = found
         uvicorn.run(
-            reference, host=host, port=port, reload=True, log_level=log_level, app_dir=app_dir, proxy_headers=False
+            reference,
+            host=host,
+            port=port,
+            reload=True,
+            log_level=log_level,
+            app_dir=app_dir,
+            log_config=logging_config,
+            proxy_headers=False,  # the chute's guard reads proxy headers, from trusted peers only
         )
         return
-    uvicorn.run(chute, host=host, port=port, log_level=log_level, proxy_headers=False)
+    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config, proxy_headers=False)
