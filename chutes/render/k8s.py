@@ -9,41 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from chutes.chute.registry import registry_of
+from chutes.gpu import CATALOG, GPU
 from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
 from chutes.render.environment import render_template
 from chutes.render.quoting import RenderError, check_line
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
-    from chutes.gpu import GPU
     from chutes.job import Job
 
 __all__ = ["GPU_PRODUCT_LABELS", "default_image", "k8s_documents", "render_k8s"]
 
 GPU_PRODUCT_LABELS: dict[str, tuple[str, ...]] = {
-    "t4": ("Tesla-T4",),
-    "l4": ("NVIDIA-L4",),
-    "a10": ("NVIDIA-A10",),
-    "a10g": ("NVIDIA-A10G",),
-    "a30": ("NVIDIA-A30",),
-    "a40": ("NVIDIA-A40",),
-    "l40": ("NVIDIA-L40",),
-    "l40s": ("NVIDIA-L40S",),
-    "a100": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
-    "a100_80gb": ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
-    "h100": ("NVIDIA-H100-80GB-HBM3",),
-    "h100_pcie": ("NVIDIA-H100-PCIe",),
-    "h100_nvl": ("NVIDIA-H100-NVL",),
-    "gh200": ("NVIDIA-GH200-480GB",),
-    "h200": ("NVIDIA-H200",),
-    "b200": ("NVIDIA-B200",),
-    "3090": ("NVIDIA-GeForce-RTX-3090",),
-    "4090": ("NVIDIA-GeForce-RTX-4090",),
-    "5090": ("NVIDIA-GeForce-RTX-5090",),
-    "a4000": ("NVIDIA-RTX-A4000",),
-    "a5000": ("NVIDIA-RTX-A5000",),
-    "a6000": ("NVIDIA-RTX-A6000",),
-    "6000_ada": ("NVIDIA-RTX-6000-Ada-Generation",),
+    gpu.name: gpu.product_labels for gpu in CATALOG.values() if gpu.product_labels
 }
 """Catalog GPU name -> values of the ``nvidia.com/gpu.product`` node label set by GPU feature discovery."""
 
@@ -58,8 +36,10 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def product_labels(gpu: GPU) -> tuple[str, ...]:
-    """The ``nvidia.com/gpu.product`` values of a catalog GPU (derived from its model name if unmapped)."""
-    return GPU_PRODUCT_LABELS.get(gpu.name) or ("-".join(gpu.display_name.split()),)
+    """The ``nvidia.com/gpu.product`` values of a catalog GPU (none for other vendors' cards)."""
+    if gpu.vendor != "nvidia":
+        return ()
+    return gpu.product_labels or ("-".join(gpu.display_name.split()),)
 
 
 def default_image(chute: Chute) -> str:
@@ -97,8 +77,6 @@ def _affinity(chute: Chute) -> dict[str, Any] | None:
         values = [label for gpu in selector.matching_gpus() for label in product_labels(gpu)]
         expressions.append({"key": PRODUCT_LABEL, "operator": "In", "values": values})
     elif selector.exclude:
-        from chutes.gpu import CATALOG
-
         values = [label for name in selector.exclude for label in product_labels(CATALOG[name])]
         expressions.append({"key": PRODUCT_LABEL, "operator": "NotIn", "values": values})
     if selector.min_vram_gb_per_gpu > 0:
