@@ -13,6 +13,7 @@ from chutes.gpu import CATALOG, GPU
 from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
 from chutes.render.environment import render_template
 from chutes.render.quoting import RenderError, check_line
+from chutes.render.scaling import scaling_documents
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
@@ -69,7 +70,7 @@ def _service_name(chute: Chute) -> str:
 
 def _affinity(chute: Chute) -> dict[str, Any] | None:
     selector = chute.node_selector
-    if selector is None:
+    if selector is None or selector.cpu_only:
         return None
     expressions: list[dict[str, Any]] = []
     narrowed = selector.include is not None or selector.max_hourly_price_per_gpu is not None
@@ -86,6 +87,19 @@ def _affinity(chute: Chute) -> dict[str, Any] | None:
         return None
     terms = [{"matchExpressions": expressions}]
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def _scrape_annotations(chute: Chute, port: int) -> dict[str, Any]:
+    """Prometheus scrape annotations on the pods, when an autoscaler reads their load."""
+    if chute.max_instances is None:
+        return {}
+    return {
+        "annotations": {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/path": "/_metrics",
+            "prometheus.io/port": str(port),
+        }
+    }
 
 
 def _quantity(value: str, what: str) -> str:
@@ -108,6 +122,11 @@ def k8s_documents(
     startup_timeout: int = 600,
     shutdown_grace: float = 10.0,
     timezone: str = "UTC",
+    keda: bool = False,
+    prometheus_url: str | None = None,
+    wake_query: str | None = None,
+    database_cidr: str | None = None,
+    database_port: int = 5432,
 ) -> list[dict[str, Any]]:
     """Build the manifests as plain data: Deployment, Service, then one CronJob per scheduled job.
 
@@ -125,6 +144,14 @@ def k8s_documents(
         startup_timeout: Seconds the startup hooks may take before the pod is restarted.
         shutdown_grace: ``CHUTES_SHUTDOWN_GRACE``, to size ``terminationGracePeriodSeconds``.
         timezone: Time zone of the CronJob schedules.
+        keda: With ``max_instances``, a KEDA ScaledObject (scaling to zero) instead of a HorizontalPodAutoscaler.
+        prometheus_url: Where KEDA's Prometheus trigger asks.
+        wake_query: PromQL that wakes a chute scaled to zero (see :func:`chutes.render.scaling.scaled_object`).
+        database_cidr: The job database's address block, allowed by the egress NetworkPolicy.
+        database_port: The job database's port.
+
+    ``cpu`` and ``memory`` give way to the node selector's ``min_cpu_count`` and ``min_memory_gb``; a
+    CPU-only selector (``gpu_count=0``) requests no GPU and sets no GPU affinity.
     """
     image = check_line(image if image is not None else default_image(chute), "image")
     if not image.strip() or any(char.isspace() for char in image):
@@ -139,10 +166,15 @@ def k8s_documents(
     namespaced = {"namespace": namespace} if namespace else {}
     metadata: dict[str, Any] = {"name": chute.name, **namespaced, "labels": dict(labels)}
 
+    selector = chute.node_selector
+    if selector is not None and selector.min_cpu_count is not None:
+        cpu = str(selector.min_cpu_count)
+    if selector is not None and selector.min_memory_gb is not None:
+        memory = f"{selector.min_memory_gb}Gi"
     resources: dict[str, Any] = {"requests": {"cpu": _quantity(cpu, "cpu"), "memory": _quantity(memory, "memory")}}
     resources["limits"] = {"memory": memory}
-    if chute.node_selector is not None:
-        resources["limits"]["nvidia.com/gpu"] = chute.node_selector.gpu_count
+    if selector is not None and not selector.cpu_only:
+        resources["limits"]["nvidia.com/gpu"] = selector.gpu_count
     volume: dict[str, Any] = {"name": "data"}
     volume |= {"persistentVolumeClaim": {"claimName": data_pvc}} if data_pvc else {"emptyDir": {}}
     env = [
@@ -203,7 +235,7 @@ def k8s_documents(
             "replicas": replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": chute.name}},
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": {"labels": dict(labels), **_scrape_annotations(chute, port)},
                 "spec": {
                     "terminationGracePeriodSeconds": 5 + math.ceil(shutdown_grace) + 15,
                     **pod_spec(server, None),
@@ -222,6 +254,17 @@ def k8s_documents(
         },
     }
     documents: list[dict[str, Any]] = [deployment, service]
+    documents += scaling_documents(
+        chute,
+        metadata,
+        replicas=replicas,
+        namespace=namespace,
+        keda=keda,
+        prometheus_url=prometheus_url,
+        wake_query=wake_query,
+        database_cidr=database_cidr,
+        database_port=database_port,
+    )
     for job in registry_of(chute).jobs.values():
         if not job.schedule:
             continue
@@ -269,6 +312,11 @@ class K8sOptions(TypedDict, total=False):
     startup_timeout: int
     shutdown_grace: float
     timezone: str
+    keda: bool
+    prometheus_url: str | None
+    wake_query: str | None
+    database_cidr: str | None
+    database_port: int
 
 
 def render_k8s(
