@@ -22,6 +22,7 @@ from chutes.job import Job
 from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
 from chutes.route import add_cord_route, add_websocket_route
+from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ class Chute:
         Args:
             priority: Lower runs first (default 50); hooks of equal priority run in declaration order.
         """
-        return self._hook(registry_of(self).startup, priority)
+        return self._hook(registry_of(self).startup, priority, "startup hook")
 
     def on_shutdown(self, priority: int = DEFAULT_PRIORITY) -> Callable[[F], F]:
         """Register ``async def hook(self)`` to run at shutdown.
@@ -255,13 +256,14 @@ class Chute:
         Args:
             priority: Lower runs first (default 50); hooks of equal priority run in declaration order.
         """
-        return self._hook(registry_of(self).shutdown, priority)
+        return self._hook(registry_of(self).shutdown, priority, "shutdown hook")
 
-    def _hook(self, hooks: list[Hook], priority: int) -> Callable[[F], F]:
+    def _hook(self, hooks: list[Hook], priority: int, what: str) -> Callable[[F], F]:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ChuteDefinitionError(f"hook priority must be an integer (lower runs first), got {priority!r}")
 
         def decorator(func: F) -> F:
+            check_chute_parameter(func, what)
             self._remember(func)
             hooks.append(Hook(func, priority))
             return func

@@ -380,7 +380,7 @@ class Dispatcher:
 
         try:
             if not isinstance(result, Response):
-                result = await stream_response(result, route.cord.stream_media_type)
+                result = await stream_response(result, route.cord)
             result.raw_headers.append(id_header)
             await result(scope, receive, tracking_send)
         except ClientDisconnect:
