@@ -21,6 +21,7 @@ from chutes.image import Image
 from chutes.job import Job
 from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
+from chutes.openapi_docs import add_offline_docs, docs_urls
 from chutes.route import add_cord_route, add_websocket_route
 from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
@@ -132,8 +133,10 @@ class Chute:
             raise ChuteDefinitionError(f"node_selector must be a NodeSelector, got {type(node_selector).__name__}")
         self.node_selector: NodeSelector | None = node_selector
         self.fastapi_kwargs: dict[str, Any] = dict(kwargs)
-        app_kwargs = {"title": name, "description": tagline} | kwargs
+        app_kwargs, docs_url, redoc_url = docs_urls({"title": name, "description": tagline} | kwargs)
         self._app = FastAPI(**app_kwargs)
+        # Swagger UI and ReDoc from assets the chute serves itself: /docs works on a machine without internet.
+        add_offline_docs(self._app, docs_url, redoc_url)
         self._logger = logging.getLogger(f"chutes.{name}")
         attach_registry(self)
         # Module namespaces whose plain `def f(self, ...)` helpers become methods of the chute, as the

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
 from chutes.server.disconnect import Watchdog
+from chutes.server.log_config import set_request_id
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ class Dispatcher:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        state["request_id"] = request_id.decode("latin-1")
+        state["request_id"] = text = request_id.decode("latin-1")
+        set_request_id(text)  # log lines written while serving the request carry its id
         return request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
