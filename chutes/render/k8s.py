@@ -342,5 +342,6 @@ def render_k8s(
         "data_pvc": options.get("data_pvc"),
         "data_dir": DATA_DIR,
         "scheduled": scheduled,
+        "jobs": list(registry_of(chute).jobs.values()),
     }
     return render_template("k8s.yaml.j2", context | (extra or {}), templates_dir)
