@@ -245,6 +245,9 @@ class CordEntry(_Table):
         ge=1,
         description="The chutes SDK client's wait for a cold chute, in seconds; kept with the cord, no effect here.",
     )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds a call may run; past it the call is cancelled and answered 504."
+    )
 
 
 class JobEntry(_Table):
