@@ -384,9 +384,7 @@ def test_sync_functions_run_in_a_thread_async_ones_on_the_loop() -> None:
 def test_on_the_real_loop_a_lone_call_waits_about_batch_wait() -> None:
     async def scenario() -> None:
         model = FakeModel()
-        batcher = Batcher(
-            model, None, max_batch_size=8, batch_wait=0.02, slots=Admission(1, 64, 30), max_queued=64
-        )
+        batcher = Batcher(model, None, max_batch_size=8, batch_wait=0.02, slots=Admission(1, 64, 30), max_queued=64)
         loop = asyncio.get_running_loop()
         started = loop.time()
         assert await batcher.call("a") == "out:a"

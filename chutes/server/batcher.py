@@ -136,9 +136,7 @@ class Batcher:
         self._clock = clock
         self._recorder = recorder
         # An object with an ``async def __call__`` counts as a coroutine function too.
-        self._is_coroutine = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)
-        )
+        self._is_coroutine = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
         self._queue: deque[_Caller] = deque()
         self.queued = 0  # items waiting, not yet in a batch (callers that left included until skipped)
         self.running = 0  # batches in flight
