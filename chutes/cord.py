@@ -44,6 +44,7 @@ class Cord:
     minimal_input_schema: type[BaseModel] | None = None
     output_content_type: str = "application/json"
     stream: bool = False
+    provision_timeout: int | None = None
     localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
     output_model: type[BaseModel] | None = field(init=False, repr=False)
@@ -63,6 +64,9 @@ class Cord:
             )
         if not isinstance(self.stream, bool):
             raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}")
+        timeout = self.provision_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
+            raise ChuteDefinitionError(f"provision_timeout must be a whole number of seconds >= 1, got {timeout!r}")
         self.signature = HandlerSignature.of(
             self.func, input_schema=self.input_schema, what="cord", localns=self.localns
         )

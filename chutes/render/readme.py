@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
 
+from chutes.chute.registry import registry_of
 from chutes.render.dockerfile import default_serve_target
 from chutes.render.environment import render_template
 from chutes.render.k8s import default_image
@@ -222,11 +223,11 @@ def readme_context(
         "serve_target": serve_target,
         "serve_command": shlex.join(["python3", "-m", "chutes", "serve", serve_target]),
         "base_url": base_url.rstrip("/"),
-        "cords": [_cord_doc(cord, base_url) for cord in chute.cords],
-        "jobs": [_job_doc(job, base_url, timezone) for job in chute.jobs.values()],
+        "cords": [_cord_doc(cord, base_url) for cord in registry_of(chute).cords],
+        "jobs": [_job_doc(job, base_url, timezone) for job in registry_of(chute).jobs.values()],
         "websockets": [
             {"name": ws.name, "path": ws.path, "description": ws.description, "url": ws_base + ws.path}
-            for ws in chute.websockets
+            for ws in registry_of(chute).websockets
         ],
         "hardware": _hardware(chute),
         "image": default_image(chute),

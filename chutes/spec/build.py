@@ -229,15 +229,19 @@ class _Builder:
             if func is not None and not self.takes_chute_only(where, entry["handler"], func):
                 return
             if ok:
-                (chute.on_startup if kind == "on_startup" else chute.on_shutdown)()(func)
+                (chute.on_startup if kind == "on_startup" else chute.on_shutdown)(**kwargs)(func)
         elif kind == "cord":
             for key in _SCHEMA_KEYS:
                 if key in entry:
                     kwargs[key] = self.resolve(where, entry, key, model=True)
                     ok = ok and kwargs[key] is not None
-            ok = self.check((*where, "public_api_path"), entry.get("public_api_path"), _cord_path) and ok
+            for key in ("public_api_path", "path"):
+                # Without either, the cord is served at /<function name>, as in the chutes SDK.
+                if key in entry:
+                    ok = self.check((*where, key), entry[key], _cord_path) and ok
             if ok:
-                self.decorate(where, "public_api_path", lambda: chute.cord(**kwargs)(func))
+                route_key = next((key for key in ("public_api_path", "path") if key in entry), "handler")
+                self.decorate(where, route_key, lambda: chute.cord(**kwargs)(func))
         elif kind == "job":
             if "schedule" in entry:
                 ok = self.check((*where, "schedule"), entry["schedule"], check_schedule) and ok
