@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chutes.batching import BatchingFields
 from chutes.chute.registry import DEFAULT_PRIORITY
 from chutes.deployment import DeploymentFields
 from chutes.gpu import gpu_names
@@ -214,7 +215,7 @@ class HookEntry(_Table):
     )
 
 
-class CordEntry(_Table):
+class CordEntry(BatchingFields, _Table):
     """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
 
     handler: str = _reference("The function serving the cord", "app.api:generate")
