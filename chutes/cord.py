@@ -105,6 +105,13 @@ class Cord:
         )
 
     @property
+    def response_model(self) -> Any:
+        """What one call answers with: the output model, or a list of them for a ``batch_field`` cord."""
+        if self.batch is not None and self.batch.many and self.output_model is not None:
+            return list[self.output_model]  # type: ignore[name-defined]
+        return self.output_model
+
+    @property
     def name(self) -> str:
         """The handler's function name."""
         return str(getattr(self.func, "__name__", "cord"))
