@@ -33,11 +33,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
+from chutes.server.batcher import Batcher, BatchOverloadedError
 from chutes.server.disconnect import Watchdog
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 
 if TYPE_CHECKING:
     from chutes.cord import Cord
+    from chutes.server.admission import Admission
     from chutes.server.metrics import Metrics
     from chutes.server.runtime import Runtime
 
@@ -68,10 +70,10 @@ class CordRoute:
 
     __slots__ = (
         "cord", "signature", "func", "is_coroutine", "cancellable", "is_get", "stats", "output_type",
-        "serializer",
+        "serializer", "batcher",
     )  # fmt: skip
 
-    def __init__(self, cord: Cord, metrics: Metrics) -> None:
+    def __init__(self, cord: Cord, metrics: Metrics, admission: Admission | None = None) -> None:
         self.cord = cord
         self.signature = cord.signature
         self.func = cord.func
@@ -83,6 +85,18 @@ class CordRoute:
         # The common case, a handler returning exactly its output model, serializes without checks.
         self.output_type = cord.output_model
         self.serializer = self.output_type.__pydantic_serializer__ if self.output_type is not None else None
+        self.batcher: Batcher | None = None
+        if cord.max_batch_size is not None and admission is not None:
+            self.batcher = Batcher(
+                cord.func,
+                None,
+                max_batch_size=cord.max_batch_size,
+                batch_wait=cord.batch_wait_ms / 1000,
+                slots=admission,
+                max_queued=max(1, admission.queue_size) * cord.max_batch_size,
+                recorder=metrics.batch_stats(cord.public_api_path, cord.method),
+                name=f"cord {cord.name}",
+            )
 
 
 class Dispatcher:
@@ -92,9 +106,12 @@ class Dispatcher:
         self.runtime = runtime
         self.fallback = fallback
         self.routes = {
-            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics)
+            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics, runtime.admission)
             for cord in registry_of(runtime.chute).cords
         }
+        for route in self.routes.values():
+            if route.batcher is not None:
+                route.batcher.owner = runtime.chute
         self.owner = runtime.chute
         self._ids = itertools.count(1)
         self.watchdog = Watchdog(WATCH_DELAY)
@@ -191,6 +208,13 @@ class Dispatcher:
         if length is not None and length.isdigit() and int(length) > runtime.max_body_size:
             await self._too_large(send, id_header)
             route.stats.record(413, perf_counter() - started)
+            return
+        if route.batcher is not None:
+            status = 500
+            try:
+                status = await self._call_batched(route, scope, receive, send, id_header)
+            finally:
+                route.stats.record(status, perf_counter() - started)
             return
         admission = runtime.admission
         body: bytes | None = None
@@ -350,6 +374,53 @@ class Dispatcher:
                 payload = json_bytes(route.cord, result)
         except asyncio.CancelledError:
             # Ours alone (the client left) ends the call; any other cancellation (server shutdown) goes on.
+            if watch.gone and task.uncancel() == 0:
+                return 499
+            raise
+        except Exception as exc:
+            return await self._fail(route, exc, scope, receive, send, id_header, body)
+        finally:
+            self.watchdog.forget(watch)
+        await send_bytes(send, 200, payload, JSON, [id_header])
+        return 200
+
+    async def _call_batched(
+        self, route: CordRoute, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]
+    ) -> int:
+        """Bind one request, then wait for its items' outputs from the cord's batcher."""
+        assert route.batcher is not None
+        assert route.cord.batch is not None
+        plan = route.cord.batch
+        body = b""
+        try:
+            body = await self._read_body(receive)
+            kwargs = route.signature.bind_json(body)
+        except pydantic_core.ValidationError as exc:
+            detail, _ = body_errors(route.signature, body, exc)
+            await send_json(send, 422, {"detail": detail}, [id_header])
+            return 422
+        except BodyTooLarge:
+            await self._too_large(send, id_header)
+            return 413
+        except ClientGone:
+            return 499
+        task = asyncio.current_task()
+        assert task is not None
+        watch = self.watchdog.watch(task, receive, True)
+        try:
+            outputs = await route.batcher.submit(plan.items(kwargs))
+            if plan.many:
+                payload = b"[" + b",".join(json_bytes(route.cord, output) for output in outputs) + b"]"
+            elif type(outputs[0]) is route.output_type and route.serializer is not None:
+                payload = route.serializer.to_json(outputs[0])
+            else:
+                payload = json_bytes(route.cord, outputs[0])
+        except BatchOverloadedError as exc:
+            self.runtime.metrics.rejected.labels("overloaded").inc()
+            body_ = {"detail": "Server at capacity, retry later", "request_id": id_header[1].decode("latin-1")}
+            await send_json(send, 429, body_, [id_header, (b"retry-after", str(exc.retry_after).encode())])
+            return 429
+        except asyncio.CancelledError:
             if watch.gone and task.uncancel() == 0:
                 return 499
             raise
