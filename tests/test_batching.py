@@ -344,3 +344,27 @@ def test_a_real_server_batches_parallel_load(start_server: Callable[..., tuple[i
     largest = re.search(r'chutes_batch_size_bucket\{le="32.0",method="POST",path="/embed"\} (\S+)', metrics)
     assert largest is not None
     assert float(largest.group(1)) == batches  # and none was larger than max_batch_size
+
+
+def test_the_fastapi_route_batches_too_and_openapi_documents_one_request(isolated: None) -> None:
+    from examples.batching import chute
+
+    with TestClient(chute.app) as client:
+        answers = concurrently(4, lambda i: client.post("/embed", json={"text": "ab" * i}))
+        many = client.post("/embed_many", json={"texts": ["a", "bc"]})
+        bad = client.post("/embed", json={"text": 3})
+        schema = client.get("/openapi.json").json()
+        metrics = client.get("/_metrics").text
+    assert [a.json() for a in answers] == [{"embedding": [2.0 * i, float(i > 0), float(i)]} for i in range(4)]
+    assert many.json() == [{"embedding": [1.0, 1.0, 1.0]}, {"embedding": [2.0, 1.0, 0.0]}]
+    assert bad.status_code == 422
+    assert 'chutes_batch_size_count{method="POST",path="/embed"}' in metrics
+    embed = schema["paths"]["/embed"]["post"]
+    assert embed["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/EmbedInput"}
+    ok = embed["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/EmbedOutput"}
+    many_ok = schema["paths"]["/embed_many"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert many_ok["type"] == "array"
+    assert many_ok["items"] == {"$ref": "#/components/schemas/EmbedOutput"}
+    many_in = schema["paths"]["/embed_many"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["components"]["schemas"][many_in["$ref"].rsplit("/", 1)[1]]["properties"]["texts"]["type"] == "array"

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Section", "render_readme", "readme_context"]
 
 _JSON = "application/json"
-_SSE = "text/event-stream"
 
 
 @dataclass
@@ -69,6 +68,9 @@ def _return_annotation(func: Any) -> Any:
 
 
 def _output_section(cord: Cord, content_type: str) -> Section:
+    if cord.stream and cord.output_schema is None and cord.chunk_type in (str, bytes):
+        return Section(summary="Text, chunk by chunk, as the cord yields it." if cord.chunk_type is str else
+                       "Bytes, chunk by chunk, as the cord yields them.")  # fmt: skip
     section = _return_section(cord, content_type)
     if cord.stream and section.summary.startswith("JSON: "):
         section.summary = "Each event: " + section.summary
@@ -119,10 +121,23 @@ def _curl(method: str, url: str, body: dict[str, Any] | None, *, stream: bool, b
     return " \\\n  ".join(lines)
 
 
+def _stream_note(cord: Cord) -> str:
+    """What a stream really sends, by the rule the server applies (``Cord.chunk_media_type``)."""
+    if cord.output_content_type != _JSON:
+        return f"streamed as `{cord.output_content_type}`"
+    chunk = cord.chunk_type
+    if chunk in (str, bytes):
+        return "streamed as raw text chunks, `text/plain` (`text/event-stream` when the chunks are server-sent events)"
+    if chunk is not None:
+        return "streamed as `text/event-stream`: one `data: <json>` event per chunk"
+    return (
+        "streamed: text chunks as they are, `text/plain` (`text/event-stream` when they are server-sent events); "
+        "other chunks as `text/event-stream`, one `data: <json>` event each"
+    )
+
+
 def _cord_doc(cord: Cord, base_url: str) -> dict[str, Any]:
-    content_type = cord.output_content_type
-    if cord.stream and content_type == _JSON:
-        content_type = _SSE
+    content_type = cord.stream_media_type if cord.stream else cord.output_content_type
     signature = cord.signature
     schema_model = cord.minimal_input_schema or signature.model
     body: dict[str, Any] | None = None
@@ -146,6 +161,7 @@ def _cord_doc(cord: Cord, base_url: str) -> dict[str, Any]:
         "path": cord.public_api_path,
         "description": cord.description,
         "stream": cord.stream,
+        "stream_note": _stream_note(cord) if cord.stream else "",
         "content_type": content_type,
         "input": _input_section(signature, signature.kind),
         "output": _output_section(cord, content_type),

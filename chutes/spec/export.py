@@ -179,6 +179,8 @@ def _cord_data(cord: Any) -> dict[str, Any]:
         entry["stream"] = True
     if cord.provision_timeout is not None:
         entry["provision_timeout"] = cord.provision_timeout
+    if cord.timeout is not None:
+        entry["timeout"] = cord.timeout
     if cord.max_batch_size is not None:
         for key in BATCHING_KEYS:
             value = getattr(cord, key)

@@ -242,6 +242,9 @@ class CordEntry(BatchingFields, _Table):
         ge=1,
         description="The chutes SDK client's wait for a cold chute, in seconds; kept with the cord, no effect here.",
     )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds a call may run; past it the call is cancelled and answered 504."
+    )
 
 
 class JobEntry(_Table):
@@ -249,7 +252,11 @@ class JobEntry(_Table):
 
     handler: str = _reference("The job function", "app.jobs:cleanup")
     name: str | None = Field(None, description="Job name (defaults to the function's name); 'runs' is reserved.")
-    schedule: str | None = Field(None, description="5-field cron expression, like '0 2 * * *' (UTC unless configured).")
+    schedule: str | None = Field(
+        None,
+        description="5-field cron expression like '0 2 * * *', or a macro: @yearly, @monthly, @weekly, @daily, @hourly "
+        "(UTC unless configured).",
+    )
     retry_count: int = Field(3, ge=0, le=100, description="Retries after a failed attempt (0-100).")
     timeout: float | None = Field(None, gt=0, description="Seconds each attempt may run.")
 
