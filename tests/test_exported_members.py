@@ -58,7 +58,26 @@ def test_import_is_light() -> None:
         "chutes.server",
         "chutes.server.app",
         "chutes.server.errors",
+        "chutes.server.openapi_docs",
         "chutes.server.responses",
         "chutes.server.route",
     }
     assert set(ast.literal_eval(out)) <= face
+
+
+def test_sdk_import_paths() -> None:
+    """The published chutes SDK's import paths beside ours."""
+    from chutes.chute import Cord, Job
+    from chutes.chute import NodeSelector as SdkNodeSelector
+    from chutes.chute.cord import Cord as SdkCord
+    from chutes.chute.template.diffusion import build_diffusion_chute
+    from chutes.chute.template.sglang import build_sglang_chute
+    from chutes.chute.template.vllm import build_vllm_chute
+    from chutes.templates import BUILDERS
+
+    assert SdkNodeSelector is chutes.NodeSelector
+    assert Cord is SdkCord is chutes.Cord
+    assert Job is chutes.Job
+    assert build_vllm_chute is BUILDERS["vllm"]
+    assert build_sglang_chute is BUILDERS["sglang"]
+    assert build_diffusion_chute is BUILDERS["diffusion"]
