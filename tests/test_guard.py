@@ -7,6 +7,7 @@ under ``/m`` in another FastAPI app; the answers must be the same.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,11 @@ def build() -> Chute:
     @chute.cord(public_api_path="/slow", timeout=0.2)
     async def slow(self: Chute, seconds: float) -> str:
         await asyncio.sleep(seconds)
+        return "done"
+
+    @chute.cord(public_api_path="/blocking", timeout=0.2)
+    def blocking(self: Chute, seconds: float) -> str:
+        time.sleep(seconds)
         return "done"
 
     @chute.job()
@@ -208,6 +214,44 @@ def test_a_cord_past_its_timeout_is_cancelled_and_504(way: str) -> None:
         assert client.post(m + "/slow", json={"seconds": 0}).json() == "done"
         body = assert_error(client.post(m + "/slow", json={"seconds": 5}), 504)
         assert "0.2 seconds" in body["detail"]
+
+
+@pytest.mark.parametrize("way", ["chute", "app"])
+def test_a_thread_past_its_timeout_is_answered_504_at_the_deadline(way: str) -> None:
+    chute = build()
+    app: Any = chute if way == "chute" else chute.app
+    answered: list[float] = []
+
+    async def call() -> tuple[int, float]:
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": b'{"seconds": 1.0}', "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()
+            raise AssertionError
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answered.append(time.monotonic())
+            sent.append(message)
+
+        headers = [(b"content-type", b"application/json")]
+        scope = {"type": "http", "method": "POST", "path": "/blocking", "headers": headers, "query_string": b""}
+        started = time.monotonic()
+        await app(scope, receive, send)
+        return sent[0]["status"], time.monotonic() - started
+
+    async def scenario() -> tuple[int, float]:
+        async with chute.lifespan():
+            return await call()
+
+    started = time.monotonic()
+    status, took = asyncio.run(scenario())
+    assert status == 504
+    assert answered[0] - started < 0.8  # answered at the deadline...
+    assert took >= 1.0  # ...while the call kept its slot until the thread returned
 
 
 @pytest.mark.parametrize("way", WAYS)

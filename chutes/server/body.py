@@ -8,6 +8,7 @@ ticker task per server, awake only while reads are pending, cancels the reads th
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -37,7 +38,11 @@ class BodyTimeout(ChutesError, HTTPException):
 
 
 class Deadlines:
-    """Cancels reads still waiting past their deadline, from one ticker task."""
+    """Cancels tasks still running past their deadline, from one ticker task (deadlines on ``time.monotonic``).
+
+    ``arm(task, due)`` before the wait, ``disarm(task)`` after it: ``True`` means the deadline passed and
+    the task was cancelled for it (the cancellation was delivered, or is pending: :func:`absorb` takes it).
+    """
 
     def __init__(self, tick: float = TICK) -> None:
         self.tick = tick
@@ -45,55 +50,64 @@ class Deadlines:
         self._expired: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
 
-    async def receive(self, receive: Receive, deadline: float, timeout: float) -> Message:
-        """``await receive()``, or :class:`BodyTimeout` once the loop's clock passes ``deadline``."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._due[task] = deadline
+    def arm(self, task: asyncio.Task[Any], due: float) -> None:
+        """Cancel ``task`` if it is still armed when ``time.monotonic()`` passes ``due``."""
+        self._due[task] = due
         ticker = self._ticker
-        if ticker is None or ticker.get_loop() is not asyncio.get_running_loop():
-            self._start()
+        if ticker is None or ticker.get_loop() is not task.get_loop():
+            self._start(task.get_loop())
+
+    def disarm(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching ``task``; whether its deadline had passed (and it was cancelled for that)."""
+        if self._due.pop(task, None) is not None:
+            return False
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    async def receive(self, receive: Receive, task: asyncio.Task[Any], due: float, timeout: float) -> Message:
+        """``await receive()``, or :class:`BodyTimeout` once ``due`` has passed."""
+        self.arm(task, due)
         try:
             message = await receive()
         except asyncio.CancelledError:
-            if task in self._expired:
-                self._expired.discard(task)
+            if self.disarm(task):
                 task.uncancel()
                 raise BodyTimeout(timeout) from None
             raise
-        finally:
-            self._due.pop(task, None)
-        if task in self._expired:
-            # Expired just as the message arrived: the cancellation is still pending; take it here.
-            self._expired.discard(task)
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                task.uncancel()
+        if self.disarm(task):  # expired just as the message arrived
+            await absorb(task)
             raise BodyTimeout(timeout)
         return message
 
-    def _start(self) -> None:
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         # A ticker left on a loop that was closed meanwhile (test clients run one loop each) is forgotten.
-        loop = asyncio.get_running_loop()
         self._due = {task: due for task, due in self._due.items() if task.get_loop() is loop}
         self._expired = {task for task in self._expired if task.get_loop() is loop}
         self._ticker = loop.create_task(self._run())
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._due:
                 await asyncio.sleep(self.tick)
-                now = loop.time()
+                now = time.monotonic()
                 for task, due in list(self._due.items()):
-                    if due <= now and task not in self._expired:
+                    if due <= now:
                         del self._due[task]
                         self._expired.add(task)
                         task.cancel()
         finally:
             if self._ticker is asyncio.current_task():
                 self._ticker = None
+
+
+async def absorb(task: asyncio.Task[Any]) -> None:
+    """Take a cancellation requested of ``task`` that it has not received yet (its deadline passed as it finished)."""
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        task.uncancel()
 
 
 class BodyLimits:
@@ -107,13 +121,27 @@ class BodyLimits:
         self.deadlines = Deadlines()
 
     def deadline(self) -> float:
-        """When a body starting to arrive now must be complete, on the loop's clock."""
-        return asyncio.get_running_loop().time() + self.timeout
+        """When a body starting to arrive now must be complete, on ``time.monotonic``."""
+        return time.monotonic() + self.timeout
 
     async def read(self, receive: Receive) -> bytes:
         """The whole body; raises :class:`BodyTooLarge`, :class:`BodyTimeout` or :class:`ClientGone`."""
-        deadline = self.deadline()
-        message = await self.deadlines.receive(receive, deadline, self.timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = time.monotonic() + self.timeout
+        # Deadlines.receive inlined for the first message, usually the whole body: one frame less per call.
+        deadlines = self.deadlines
+        deadlines.arm(task, deadline)
+        try:
+            message = await receive()
+        except asyncio.CancelledError:
+            if deadlines.disarm(task):
+                task.uncancel()
+                raise BodyTimeout(self.timeout) from None
+            raise
+        if deadlines.disarm(task):
+            await absorb(task)
+            raise BodyTimeout(self.timeout)
         if message["type"] == "http.disconnect":
             raise ClientGone
         body: bytes = message.get("body", b"")
@@ -124,7 +152,7 @@ class BodyLimits:
         chunks = [body]
         size = len(body)
         while message.get("more_body", False):
-            message = await self.deadlines.receive(receive, deadline, self.timeout)
+            message = await self.deadlines.receive(receive, task, deadline, self.timeout)
             if message["type"] == "http.disconnect":
                 raise ClientGone
             chunk = message.get("body", b"")
@@ -156,7 +184,9 @@ class LimitedReceive:
         if self.complete:  # the body is in: what is left to receive is the disconnect, whenever it comes
             return await self.receive()
         limits = self.limits
-        message = await limits.deadlines.receive(self.receive, self.deadline, limits.timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        message = await limits.deadlines.receive(self.receive, task, self.deadline, limits.timeout)
         if message["type"] == "http.request":
             self.size += len(message.get("body", b""))
             if self.size > limits.max_size:

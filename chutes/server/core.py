@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,8 +46,8 @@ from starlette.types import Message, Receive, Scope, Send
 from chutes.errors import ChutesError
 from chutes.invoke import call_handler
 from chutes.server.batched import Batched
-from chutes.server.body import BodyLimits, ClientGone
-from chutes.server.disconnect import Watchdog
+from chutes.server.body import BodyLimits, ClientGone, absorb
+from chutes.server.disconnect import Watch, Watchdog
 from chutes.server.errors import error_body, log_failure, user_handler
 from chutes.server.output import is_stream, json_bytes, stream_response
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
@@ -183,7 +184,7 @@ class Core:
     # -- building blocks ----------------------------------------------------------------------------
 
     def check_content_type(self, call: Call) -> None:
-        """Refuse a body not declared as JSON on a JSON cord (415), before it is read when possible."""
+        """Refuse a body not declared as JSON on a JSON cord (415); call it once the body is read."""
         if not call.route.json_input:
             return
         content_type = call.content_type
@@ -230,42 +231,58 @@ class Core:
         """Call the handler and answer with what it returns: the status sent, 499 if the client left.
 
         The call is cancelled when the client disconnects (coroutines and generators; a thread cannot
-        be stopped) and, past the cord's ``timeout``, answered 504.
+        be stopped) and, past the cord's ``timeout``, answered 504. A handler running in a thread is
+        answered 504 at its deadline too, but keeps its slot until the thread returns.
         """
         route = call.route
         if route.signature.request_param is not None:
             kwargs[route.signature.request_param] = self.request(call)
         task = asyncio.current_task()
         assert task is not None
+        timeout = route.timeout
+        deadlines = self.limits.deadlines
+        if timeout is not None and route.cancellable:
+            deadlines.arm(task, time.monotonic() + timeout)
         watch = self.watchdog.watch(task, call.receive, route.cancellable)
         try:
-            if route.timeout is None:
-                return await self._run(call, kwargs, watch)
-            try:
-                async with asyncio.timeout(route.timeout):
-                    return await self._run(call, kwargs, watch)
-            except TimeoutError:
-                if call.scope.get("chutes.response_started"):
-                    return 504  # a stream cut at the deadline: the status line is gone, the close says it
-                return await self.refuse(call, CordTimeout(route.timeout))
+            status = await self._run(call, kwargs, watch)
         except asyncio.CancelledError:
+            if timeout is not None and route.cancellable and deadlines.disarm(task):
+                task.uncancel()
+                return await self._timed_out(call, timeout)
             # Ours alone (the client left) ends the call; any other cancellation (server shutdown) goes on.
             if watch.gone and task.uncancel() == 0:
                 return 499
             raise
         finally:
             self.watchdog.forget(watch)
+        if timeout is not None and route.cancellable and deadlines.disarm(task):
+            await absorb(task)  # the deadline passed just as the call finished: its answer is out
+        return status
 
-    async def _run(self, call: Call, kwargs: dict[str, Any], watch: Any) -> int:
+    async def _timed_out(self, call: Call, timeout: float) -> int:
+        if call.scope.get("chutes.response_started"):
+            return 504  # a stream cut at the deadline: the status line is gone, the close says it
+        return await self.refuse(call, CordTimeout(timeout))
+
+    async def _run(self, call: Call, kwargs: dict[str, Any], watch: Watch) -> int:
         route = call.route
         try:
             if route.is_coroutine:
                 result = await route.func(self.owner, **kwargs)
+            elif route.timeout is not None and not route.cancellable:
+                thread = asyncio.ensure_future(call_handler(route.func, self.owner, kwargs))
+                done, _ = await asyncio.wait((thread,), timeout=route.timeout)
+                if not done:
+                    status = await self._timed_out(call, route.timeout)
+                    await asyncio.wait((thread,))  # the slot is the thread's until it returns
+                    return status
+                result = thread.result()
             else:
                 result = await call_handler(route.func, self.owner, kwargs)
-                if watch.gone:  # the client left while a worker thread ran the call
-                    return 499
-        except (asyncio.CancelledError, TimeoutError):
+            if watch.gone and not route.cancellable:  # the client left while a worker thread ran the call
+                return 499
+        except asyncio.CancelledError:
             raise
         except Exception as exc:
             return await self.fail(call, exc)
@@ -305,7 +322,7 @@ class Core:
             await result(scope, call.receive, tracking_send)
         except (ClientGone, ClientDisconnect):
             return 499
-        except (asyncio.CancelledError, TimeoutError):
+        except asyncio.CancelledError:
             raise
         except Exception as exc:
             if scope.get("chutes.response_started"):  # the status line is gone: all we can do is log and close
@@ -406,9 +423,10 @@ class InProcess:
             return await core.overloaded(call)
         try:
             try:
-                core.check_content_type(call)
-                await core.read_body(call)
-                core.check_content_type(call)
+                if not call.route.is_get:
+                    call.body = await core.limits.read(call.receive)
+                    if call.content_type != b"application/json":
+                        core.check_content_type(call)
                 kwargs = core.bind(call)
             except pydantic_core.ValidationError as exc:
                 return await core.invalid(call, exc)

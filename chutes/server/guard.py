@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,6 +76,11 @@ class Guard:
         self.metrics = metrics
         self.access = access
         self._ids = itertools.count(1)
+        # Read on every request: plain attributes, not properties.
+        self.limiting = limiter.enabled
+        self.keyed = keys.enabled
+        self.proxied = proxies.enabled
+        self.max_size = limits.max_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Guard one ASGI connection."""
@@ -138,21 +144,21 @@ class Guard:
         access = self.access.get(path, GUARDED)
         if access != OPEN:
             status = 0
-            if self.limiter.enabled:
+            if self.limiting:
                 wait = self.limiter.check(self._client(scope, forwarded, proto))
                 if wait:
                     self.metrics.rejected.labels("rate_limited").inc()
                     headers = [(b"x-request-id", request_id), (b"retry-after", str(wait).encode())]
                     await send_json(send, 429, error_body("Rate limit exceeded", request_id), headers)
                     status = 429
-            elif self.proxies.enabled:
+            elif self.proxied:
                 self._client(scope, forwarded, proto)
-            if not status and access == GUARDED and self.keys.enabled and not self.keys.allows(authorization, api_key):
+            if not status and access == GUARDED and self.keyed and not self.keys.allows(authorization, api_key):
                 self.metrics.rejected.labels("unauthorized").inc()
                 headers = [(b"x-request-id", request_id), (b"www-authenticate", b"Bearer")]
                 await send_json(send, 401, error_body(_UNAUTHORIZED, request_id), headers)
                 status = 401
-            if not status and length is not None and length.isdigit() and int(length) > self.limits.max_size:
+            if not status and length is not None and length.isdigit() and int(length) > self.max_size:
                 self.metrics.rejected.labels("too_large").inc()
                 detail = f"Request body exceeds {self.limits.max_size} bytes"
                 await send_json(send, 413, error_body(detail, request_id), [(b"x-request-id", request_id)])
@@ -162,7 +168,13 @@ class Guard:
                     route.stats.record(status, 0.0)
                 return
         if route is not None and self.direct:
-            await self.core.serve(Call(route, scope, receive, send, request_id, content_type))
+            # Core.serve inlined: the hot path of every cord call, one coroutine frame shorter.
+            call = Call(route, scope, receive, send, request_id, content_type)
+            status = 500
+            try:
+                status = await route.strategy.serve(self.core, call)
+            finally:
+                route.stats.record(status, perf_counter() - call.started)
         elif path in BUILT_IN:
             await self.builtin(path, scope["method"], IdSend(send, request_id))
         else:

@@ -96,7 +96,10 @@ class Runtime:
             await self._lifespan(scope, receive, send)
             return
         scope["app"] = self.chute.app
-        await self.guard(scope, receive, send)
+        if scope["type"] == "http":
+            await self.guard.http(scope, receive, send)
+        else:
+            await self.guard(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         startup = await receive()
