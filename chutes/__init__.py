@@ -5,7 +5,7 @@ The public names live here; importing :mod:`chutes` stays light (no server, no c
 
 from chutes.chute import Chute, ChuteConfig
 from chutes.cord import Cord
-from chutes.errors import ChuteDefinitionError
+from chutes.errors import ChuteDefinitionError, ChutesError
 from chutes.image import Image
 from chutes.job import Job
 from chutes.node_selector import NodeSelector
@@ -18,6 +18,7 @@ __all__ = [
     "Chute",
     "ChuteConfig",
     "ChuteDefinitionError",
+    "ChutesError",
     "Cord",
     "Image",
     "Job",

@@ -32,7 +32,7 @@ def is_sse_framed(chunk: str | bytes) -> bool:
 def _check_schema(value: object, key: str) -> type[BaseModel] | None:
     if value is None or (inspect.isclass(value) and issubclass(value, BaseModel)):
         return value
-    raise ChuteDefinitionError(f"{key} must be a pydantic BaseModel subclass, got {value!r}")
+    raise ChuteDefinitionError(f"{key} must be a pydantic BaseModel subclass, got {value!r}", (key,))
 
 
 def _returned_model(func: Callable[..., Any], localns: Mapping[str, Any] | None) -> type[BaseModel] | None:
@@ -67,17 +67,23 @@ class Cord:
     batch: BatchPlan | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.public_api_path = check_path(self.public_api_path, "cord")
+        try:
+            self.public_api_path = check_path(self.public_api_path, "cord")
+        except ChuteDefinitionError as exc:
+            raise exc.located("public_api_path") from None
         method = self.method.upper() if isinstance(self.method, str) else self.method
         if method not in METHODS:
-            raise ChuteDefinitionError(f"cord method must be one of {', '.join(sorted(METHODS))}, got {self.method!r}")
+            raise ChuteDefinitionError(
+                f"cord method must be one of {', '.join(sorted(METHODS))}, got {self.method!r}", ("method",)
+            )
         self.method = method
         self.input_schema = _check_schema(self.input_schema, "input_schema")
         self.output_schema = _check_schema(self.output_schema, "output_schema")
         self.minimal_input_schema = _check_schema(self.minimal_input_schema, "minimal_input_schema")
         if not isinstance(self.output_content_type, str) or "/" not in self.output_content_type:
             raise ChuteDefinitionError(
-                f"output_content_type must be a media type like 'image/png', got {self.output_content_type!r}"
+                f"output_content_type must be a media type like 'image/png', got {self.output_content_type!r}",
+                ("output_content_type",),
             )
         if not isinstance(self.stream, bool):
             raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}", ("stream",))

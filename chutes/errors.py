@@ -27,14 +27,18 @@ class ChuteDefinitionError(ChutesError, ValueError):
         super().__init__(message)
         self.key: KeyPath = tuple(key)
 
-    def within(self, *prefix: str | int) -> ChuteDefinitionError:
-        """This error with ``prefix`` put before its key path (a cord's error seen from its chute)."""
-        self.key = (*prefix, *self.key)
+    def located(self, *key: str | int) -> ChuteDefinitionError:
+        """This error, about ``key`` unless a more precise key path was given where it was raised."""
+        if not self.key:
+            self.key = tuple(key)
         return self
 
 
 class HandlerSignatureError(ChuteDefinitionError):
-    """A handler whose parameters cannot be mapped from a request body."""
+    """A handler whose parameters cannot be mapped from a request body (its key path is ``("handler",)``)."""
+
+    def __init__(self, message: str, key: Sequence[str | int] = ("handler",)) -> None:
+        super().__init__(message, key)
 
 
 class StartupError(ChutesError):

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from chutes.errors import ChutesError
+
 __all__ = [
     "CATALOG",
     "GPU",
@@ -101,7 +103,7 @@ def _lookup_table() -> Mapping[str, GPU]:
     return MappingProxyType(table)
 
 
-class UnknownGPUError(ValueError):
+class UnknownGPUError(ChutesError, ValueError):
     """A GPU name that is not in the catalog.
 
     Attributes:

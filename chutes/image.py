@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from chutes.errors import ChutesError
 from chutes.text import is_one_line
 
 __all__ = [
@@ -56,8 +57,16 @@ _PIP_URL = re.compile(r"(?:git\+)?https?://[^\s'\"`;|&$<>\\]+")
 _INDEX_URL = re.compile(r"https?://[^\s'\"`;|&$<>\\]+")
 
 
-class ImageError(ValueError):
-    """An invalid image name, tag or build step."""
+class ImageError(ChutesError, ValueError):
+    """An invalid image name, tag or build step; ``key`` is its key path in a spec's ``[image]`` table.
+
+    ``("username",)`` for the name's owner, ``("steps", 2, "apt_install")`` for a step, ``()`` for the whole.
+    """
+
+    def __init__(self, message: str, key: tuple[str | int, ...] = (), reason: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.reason = message if reason is None else reason  # the message without the step's position
 
 
 def _text(field: str, value: object) -> str:
@@ -229,13 +238,21 @@ class Image:
 
     def __init__(self, username: str, name: str, tag: str, readme: str = "") -> None:
         component_rule = "use lowercase letters and digits, separated by '.', '_' or '-', e.g. 'my-image'"
-        self.username = _matching("image username", username, _COMPONENT, component_rule)
-        self.name = _matching("image name", name, _COMPONENT, component_rule)
-        self.tag = _matching(
-            "image tag", tag, _TAG, "use at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
-        )
+        tag_rule = "use at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+        try:
+            self.username = _matching("image username", username, _COMPONENT, component_rule)
+        except ImageError as exc:
+            raise ImageError(str(exc), ("username",)) from None
+        try:
+            self.name = _matching("image name", name, _COMPONENT, component_rule)
+        except ImageError as exc:
+            raise ImageError(str(exc), ("name",)) from None
+        try:
+            self.tag = _matching("image tag", tag, _TAG, tag_rule)
+        except ImageError as exc:
+            raise ImageError(str(exc), ("tag",)) from None
         if not isinstance(readme, str):
-            raise ImageError(f"image readme must be a string, got {readme!r}")
+            raise ImageError(f"image readme must be a string, got {readme!r}", ("readme",))
         self.readme = readme
         self._steps: list[Step] = [FromBase(DEFAULT_BASE)]
         self._base_set = False
@@ -405,13 +422,14 @@ class Image:
         for index, entry in enumerate(steps):
             if not isinstance(entry, Mapping) or len(entry) != 1:
                 raise ImageError(
-                    f"steps[{index}]: expected a table with exactly one key, like {{apt_install = ['git']}}"
+                    f"steps[{index}]: expected a table with exactly one key, like {{apt_install = ['git']}}",
+                    ("steps", index),
                 )
             ((method, value),) = entry.items()
             if method not in _STEP_METHODS:
                 close = difflib.get_close_matches(str(method), _STEP_METHODS, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else "expected one of " + ", ".join(_STEP_METHODS)
-                raise ImageError(f"steps[{index}]: unknown step {method!r}; {hint}")
+                raise ImageError(f"steps[{index}]: unknown step {method!r}; {hint}", ("steps", index, method))
             builder = getattr(image, method)
             try:
                 if isinstance(value, Mapping):
@@ -419,8 +437,9 @@ class Image:
                 else:
                     builder(value)
             except ImageError as exc:
-                raise ImageError(f"steps[{index}] ({method}): {exc}") from exc
+                raise ImageError(f"steps[{index}] ({method}): {exc}", ("steps", index, method), str(exc)) from exc
             except TypeError as exc:
                 # Wrong keyword names or counts in the table.
-                raise ImageError(f"steps[{index}] ({method}): bad arguments {value!r}: {exc}") from exc
+                reason = f"bad arguments {value!r}: {exc}"
+                raise ImageError(f"steps[{index}] ({method}): {reason}", ("steps", index, method), reason) from exc
         return image

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chutes.errors import ChutesError
 
-class ImportFromStringError(ValueError):
+
+class ImportFromStringError(ChutesError, ValueError):
     """A ``module:attr`` reference that is malformed, or names a module or attribute that does not exist."""
 
 

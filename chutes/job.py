@@ -107,22 +107,30 @@ class Job:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ChuteDefinitionError(
                 "job name must start with a letter or '_' and hold letters, digits, '_' or '-' (at most 63), "
-                f"got {self.name!r}"
+                f"got {self.name!r}",
+                ("name",),
             )
         if self.name in RESERVED_NAMES:
-            raise ChuteDefinitionError(f"job name {self.name!r} is reserved (it is a route under /_jobs)")
+            raise ChuteDefinitionError(f"job name {self.name!r} is reserved (it is a route under /_jobs)", ("name",))
         if self.schedule is not None:
-            self.schedule = check_schedule(self.schedule)
+            try:
+                self.schedule = check_schedule(self.schedule)
+            except ChuteDefinitionError as exc:
+                raise exc.located("schedule") from None
         if (
             isinstance(self.retry_count, bool)
             or not isinstance(self.retry_count, int)
             or not 0 <= self.retry_count <= 100
         ):
-            raise ChuteDefinitionError(f"retry_count must be an integer from 0 to 100, got {self.retry_count!r}")
+            raise ChuteDefinitionError(
+                f"retry_count must be an integer from 0 to 100, got {self.retry_count!r}", ("retry_count",)
+            )
         if self.timeout is not None and (
             isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or self.timeout <= 0
         ):
-            raise ChuteDefinitionError(f"timeout must be a positive number of seconds or None, got {self.timeout!r}")
+            raise ChuteDefinitionError(
+                f"timeout must be a positive number of seconds or None, got {self.timeout!r}", ("timeout",)
+            )
         self.signature = HandlerSignature.of(self.func, what="job", localns=self.localns)
         self.localns = None
 

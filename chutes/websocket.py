@@ -20,13 +20,16 @@ class Websocket:
     path: str
 
     def __post_init__(self) -> None:
-        self.path = check_path(self.path, "websocket")
+        try:
+            self.path = check_path(self.path, "websocket")
+        except ChuteDefinitionError as exc:
+            raise exc.located("path") from None
         if not inspect.iscoroutinefunction(self.func):
-            raise ChuteDefinitionError(f"websocket handler {self.name} must be an async function")
+            raise ChuteDefinitionError(f"websocket handler {self.name} must be an async function", ("handler",))
         params = list(inspect.signature(self.func).parameters)
         if len(params) != 2:
             raise ChuteDefinitionError(
-                f"websocket handler {self.name} must take (self, websocket), got ({', '.join(params)})"
+                f"websocket handler {self.name} must take (self, websocket), got ({', '.join(params)})", ("handler",)
             )
         check_chute_parameter(self.func, "websocket handler")
 

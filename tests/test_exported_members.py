@@ -16,6 +16,7 @@ def test_all_is_pinned() -> None:
             "Chute",
             "ChuteConfig",
             "ChuteDefinitionError",
+            "ChutesError",
             "Cord",
             "Image",
             "Job",
@@ -81,3 +82,21 @@ def test_sdk_import_paths() -> None:
     assert build_vllm_chute is BUILDERS["vllm"]
     assert build_sglang_chute is BUILDERS["sglang"]
     assert build_diffusion_chute is BUILDERS["diffusion"]
+
+
+def test_every_exception_the_library_defines_derives_from_chutes_error() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    found = []
+    for info in pkgutil.walk_packages(chutes.__path__, "chutes."):
+        if info.name == "chutes.__main__":
+            continue  # running the command line is all it does
+        module = importlib.import_module(info.name)
+        for _, member in inspect.getmembers(module, inspect.isclass):
+            if issubclass(member, BaseException) and member.__module__ == info.name:
+                found.append(member)
+    assert len(found) > 15
+    strays = [f"{cls.__module__}.{cls.__qualname__}" for cls in found if not issubclass(cls, chutes.ChutesError)]
+    assert not strays, strays

@@ -111,3 +111,29 @@ def test_the_analysis_finds_a_cycle() -> None:
 def test_chutes_has_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(component) for component in found)
+
+
+def test_loading_a_spec_imports_no_template_it_does_not_use(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = PACKAGE.parent
+    vllm = tmp_path / "chute.toml"
+    vllm.write_text(
+        '[chute]\nusername = "acme"\nname = "llm"\n\n[template]\nname = "vllm"\nmodel_name = "gpt2"\n', encoding="utf-8"
+    )
+    code = (
+        "import sys\nfrom chutes.spec.loader import load_spec\nload_spec(sys.argv[1])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('chutes.templates.')))"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-c", code, str(root / "specs" / "hello" / "chute.toml")],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout  # fmt: skip
+    assert plain.strip() == "['chutes.templates.registry']"
+    templated = subprocess.run(
+        [sys.executable, "-c", code, str(vllm)], capture_output=True, text=True, check=True, cwd=root
+    ).stdout
+    assert "chutes.templates.vllm" in templated
+    assert "chutes.templates.sglang" not in templated
+    assert "chutes.templates.diffusion" not in templated

@@ -125,14 +125,20 @@ class Chute:
         )
         if isinstance(image, str):
             if not image.strip() or any(c.isspace() for c in image):
-                raise ChuteDefinitionError(f"image must be an image reference like 'python:3.11', got {image!r}")
+                raise ChuteDefinitionError(
+                    f"image must be an image reference like 'python:3.11', got {image!r}", ("image",)
+                )
         elif not isinstance(image, Image):
-            raise ChuteDefinitionError(f"image must be a string reference or an Image, got {type(image).__name__}")
+            raise ChuteDefinitionError(
+                f"image must be a string reference or an Image, got {type(image).__name__}", ("image",)
+            )
         self.image: str | Image = image
         if isinstance(node_selector, dict):
             node_selector = NodeSelector(**node_selector)
         elif node_selector is not None and not isinstance(node_selector, NodeSelector):
-            raise ChuteDefinitionError(f"node_selector must be a NodeSelector, got {type(node_selector).__name__}")
+            raise ChuteDefinitionError(
+                f"node_selector must be a NodeSelector, got {type(node_selector).__name__}", ("node_selector",)
+            )
         self.node_selector: NodeSelector | None = node_selector
         self.fastapi_kwargs: dict[str, Any] = dict(kwargs)
         app_kwargs, docs_url, redoc_url = docs_urls({"title": name, "description": tagline} | kwargs)
@@ -265,7 +271,9 @@ class Chute:
 
     def _hook(self, hooks: list[Hook], priority: int, what: str) -> Callable[[F], F]:
         if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ChuteDefinitionError(f"hook priority must be an integer (lower runs first), got {priority!r}")
+            raise ChuteDefinitionError(
+                f"hook priority must be an integer (lower runs first), got {priority!r}", ("priority",)
+            )
 
         def decorator(func: F) -> F:
             check_chute_parameter(func, what)
@@ -329,11 +337,14 @@ class Chute:
             )
             for other in registry.cords:
                 if (other.public_api_path, other.method) == (cord.public_api_path, cord.method):
+                    served = f"{cord.method} {cord.public_api_path}"
                     raise ChuteDefinitionError(
-                        f"cord {cord.name}: {cord.method} {cord.public_api_path} is already served by cord {other.name}"
+                        f"cord {cord.name}: {served} is already served by cord {other.name}", ("public_api_path",)
                     )
             if any(ws.path == cord.public_api_path for ws in registry.websockets):
-                raise ChuteDefinitionError(f"cord {cord.name}: {cord.public_api_path} is already a websocket path")
+                raise ChuteDefinitionError(
+                    f"cord {cord.name}: {cord.public_api_path} is already a websocket path", ("public_api_path",)
+                )
             self._remember(func)
             registry.cords.append(cord)
             add_cord_route(self._app, self, cord)
@@ -356,7 +367,7 @@ class Chute:
             )
             jobs = registry_of(self).jobs
             if job.name in jobs:
-                raise ChuteDefinitionError(f"job {job.name!r} is declared twice")
+                raise ChuteDefinitionError(f"job {job.name!r} is declared twice", ("name",))
             self._remember(func)
             jobs[job.name] = job
             return func
@@ -371,9 +382,9 @@ class Chute:
         def decorator(func: F) -> F:
             ws = Websocket(func=func, path=path)
             if any(other.path == ws.path for other in registry.websockets):
-                raise ChuteDefinitionError(f"websocket {ws.name}: {ws.path} is already a websocket path")
+                raise ChuteDefinitionError(f"websocket {ws.name}: {ws.path} is already a websocket path", ("path",))
             if any(cord.public_api_path == ws.path for cord in registry.cords):
-                raise ChuteDefinitionError(f"websocket {ws.name}: {ws.path} is already a cord path")
+                raise ChuteDefinitionError(f"websocket {ws.name}: {ws.path} is already a cord path", ("path",))
             self._remember(func)
             registry.websockets.append(ws)
             add_websocket_route(self._app, self, ws)

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from chutes.chute.registry import registry_of
+from chutes.errors import ChutesError
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
     from chutes.jobs.store import Run
 
 
-class JobCommandError(ValueError):
+class JobCommandError(ChutesError, ValueError):
     """A ``jobs`` command was given something it cannot use (an unknown job or run, bad input)."""
 
 

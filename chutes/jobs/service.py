@@ -18,6 +18,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from chutes.chute.registry import registry_of
+from chutes.errors import ChutesError
 from chutes.jobs.clock import Clock, default_clock
 from chutes.jobs.metrics import JobMetrics
 from chutes.jobs.runner import Runner
@@ -40,7 +41,7 @@ POLL_SECONDS: Final = 0.25  # how often an idle worker looks for runs queued by 
 HEARTBEAT_SECONDS: Final = 2.0  # lease renewal, cross-process cancellation and orphan recovery
 
 
-class UnknownJobError(LookupError):
+class UnknownJobError(ChutesError, LookupError):
     """The chute has no job of this name."""
 
 

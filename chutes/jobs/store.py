@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from chutes.errors import ChutesError
+
 __all__ = [
     "ACTIVE_STATUSES",
     "STATUSES",
@@ -72,18 +74,18 @@ _COLUMNS = (
 )
 
 
-class RunStoreError(ValueError):
+class RunStoreError(ChutesError, ValueError):
     """The run store cannot be opened: an unwritable or wrong data directory, a damaged or locked file."""
 
     def __init__(self, path: Path, exc: BaseException) -> None:
         super().__init__(f"cannot open the job store at {path} (CHUTES_DATA_DIR): {exc}")
 
 
-class RunNotFoundError(LookupError):
+class RunNotFoundError(ChutesError, LookupError):
     """No run has this id."""
 
 
-class RunFinishedError(RuntimeError):
+class RunFinishedError(ChutesError, RuntimeError):
     """The run already finished, so it cannot be cancelled."""
 
     def __init__(self, run: Run) -> None:

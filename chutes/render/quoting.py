@@ -13,6 +13,7 @@ import re
 import shlex
 from collections.abc import Iterable
 
+from chutes.errors import ChutesError
 from chutes.text import is_one_line
 
 __all__ = ["RenderError", "check_line", "docker_json", "docker_word", "markdown_cell", "markdown_line", "shell_join"]
@@ -23,7 +24,7 @@ _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
 _CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 
 
-class RenderError(ValueError):
+class RenderError(ChutesError, ValueError):
     """A value that cannot be written safely into a generated file."""
 
 

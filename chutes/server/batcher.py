@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from chutes.errors import ChutesError
+
 __all__ = ["BatchError", "Batcher", "BatchOverloadedError", "Clock", "Slots"]
 
 
@@ -27,11 +29,11 @@ __all__ = ["BatchError", "Batcher", "BatchOverloadedError", "Clock", "Slots"]
 _EARLY = 1e-4
 
 
-class BatchError(RuntimeError):
+class BatchError(ChutesError, RuntimeError):
     """The batch function broke its contract (it returned the wrong number of outputs): a server-side bug."""
 
 
-class BatchOverloadedError(Exception):
+class BatchOverloadedError(ChutesError):
     """The batch queue is full, or a slot did not come within the queue wait: answer 429 with Retry-After."""
 
     def __init__(self, retry_after: int) -> None:

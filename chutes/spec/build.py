@@ -16,14 +16,13 @@ reports a typo in ``[chute]`` and a broken handler together (a stand-in chute ta
 from __future__ import annotations
 
 import inspect
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from chutes.chute import Chute
-from chutes.errors import ChuteDefinitionError, HandlerSignatureError
+from chutes.errors import ChuteDefinitionError
 from chutes.image import Image, ImageError
 from chutes.job import check_schedule
 from chutes.node_selector import NodeSelector
@@ -35,7 +34,6 @@ from chutes.spec.template import build_template_chute, template_arguments
 
 __all__ = ["build_chute"]
 
-_STEP_ERROR = re.compile(r"^steps\[(?P<index>\d+)\] \((?P<method>\w+)\): (?P<message>.*)$", re.S)
 _SCHEMA_KEYS = ("input_schema", "output_schema", "minimal_input_schema")
 _IDENTITY_KEYS = {"cord": ("public_api_path", "path", "method"), "job": ("name",), "websocket": ("path",)}
 """Keys whose default, if a bad value were left out, could clash with another entry that is not a duplicate."""
@@ -128,7 +126,7 @@ class _Builder:
             for error in exc.errors():
                 self.problem(("chute", *error["loc"]), _pydantic_message(error))
         except ChuteDefinitionError as exc:
-            self.problem(("chute", "image") if "image" in str(exc) else ("chute",), str(exc))
+            self.problem(("chute", *exc.key), str(exc))
         except (ValueError, TypeError) as exc:
             self.problem(("chute",), str(exc))
         return None
@@ -156,13 +154,7 @@ class _Builder:
                 built["username"], built["name"], built["tag"], built.get("steps", []), built.get("readme", "")
             )
         except ImageError as exc:
-            match = _STEP_ERROR.match(str(exc))
-            if match:
-                path: KeyPath = ("image", "steps", int(match["index"]), match["method"])
-                self.problem(path, match["message"])
-            else:
-                key = next((key for key in ("username", "name", "tag", "readme") if f"image {key}" in str(exc)), None)
-                self.problem(("image", key) if key else ("image",), str(exc))
+            self.problem(("image", *exc.key), exc.reason)
         return None
 
     def node_selector(self) -> NodeSelector | None | bool:
@@ -285,12 +277,15 @@ class _Builder:
         """Run one decorator call; place its error at the key it is about."""
         try:
             call()
-        except HandlerSignatureError as exc:
-            self.problem((*entry, "handler"), str(exc))
         except ChuteDefinitionError as exc:
-            message = str(exc)
-            about_name = any(word in message for word in ("already", "declared twice", "job name"))
-            self.problem((*entry, name_key) if about_name else (*entry, "handler"), message)
+            # The error names the key it is about; a declaration's identity (its name, its path) is
+            # reported where the entry gives it, which may be under another key (a job named by its handler).
+            key = exc.key
+            if not key:
+                key = ("handler",)
+            elif key[0] in ("name", "public_api_path", "path"):
+                key = (name_key,)
+            self.problem((*entry, *key), str(exc))
         except Exception as exc:  # FastAPI or pydantic refusing something in the user's handler
             self.problem((*entry, "handler"), f"{type(exc).__name__}: {exc}")
 

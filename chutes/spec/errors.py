@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from chutes.errors import ChutesError
+
 __all__ = ["Problem", "SpecError", "format_path"]
 
 KeyPath = tuple[str | int, ...]
@@ -41,7 +43,7 @@ class Problem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-class SpecError(ValueError):
+class SpecError(ChutesError, ValueError):
     """A spec file that cannot become a chute; ``problems`` lists every mistake found, sorted.
 
     ``str(error)`` is one line per problem, ``FILE:LINE:COL: key.path: message``.

@@ -16,6 +16,7 @@ from chutes.batching import BATCHING_KEYS
 from chutes.chute import Chute
 from chutes.chute.registry import DEFAULT_PRIORITY, Hook, Registry, registry_of
 from chutes.deployment import DEPLOYMENT_KEYS, DeploymentFields
+from chutes.errors import ChutesError
 from chutes.image import Image
 from chutes.importer import import_from_string
 from chutes.spec.errors import format_path
@@ -28,7 +29,7 @@ __all__ = ["ExportError", "export_data", "export_text", "reference_of"]
 _URL_SETTINGS = ("openapi_url", "docs_url", "redoc_url")
 
 
-class ExportError(ValueError):
+class ExportError(ChutesError, ValueError):
     """A chute that a spec cannot express, such as a handler that is not importable by name."""
 
 

@@ -18,7 +18,6 @@ docstrings and field descriptions become the schema's descriptions, shown by edi
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +27,7 @@ from chutes.chute.registry import DEFAULT_PRIORITY
 from chutes.deployment import DeploymentFields
 from chutes.gpu import gpu_spellings
 from chutes.name import NAME_PATTERN, NAME_RULE
-from chutes.templates import BUILDERS
+from chutes.templates.registry import builder_parameters, template_names
 
 __all__ = [
     "REFERENCE_PATTERN",
@@ -63,7 +62,7 @@ if TYPE_CHECKING:
 else:
     # An enum of catalog names and aliases in the schema, so editors complete and check GPU names.
     GPUName = Literal[tuple(gpu_spellings())]
-    TemplateName = Literal[tuple(BUILDERS)]
+    TemplateName = Literal[template_names()]
 
 
 def template_keys(template: str) -> list[str]:
@@ -71,8 +70,7 @@ def template_keys(template: str) -> list[str]:
 
     The builder's signature is the single source, so a spec key and a Python argument share one name.
     """
-    parameters = inspect.signature(BUILDERS[template]).parameters.values()
-    own = [p.name for p in parameters if p.kind is not p.VAR_KEYWORD and p.name not in TEMPLATE_CHUTE_KEYS]
+    own = [name for name in builder_parameters(template) if name not in TEMPLATE_CHUTE_KEYS]
     return ["name", *own]
 
 
@@ -276,9 +274,9 @@ class WebsocketEntry(_Table):
 
 def _template_rules() -> dict[str, Any]:
     """Per template, forbid the keys that only other templates' builders take (``pipeline_args`` for vllm)."""
-    every = {key for name in BUILDERS for key in template_keys(name)}
+    every = {key for name in template_names() for key in template_keys(name)}
     by_foreign: dict[tuple[str, ...], list[str]] = {}
-    for name in BUILDERS:
+    for name in template_names():
         by_foreign.setdefault(tuple(sorted(every - set(template_keys(name)))), []).append(name)
     rules = [
         {

@@ -14,13 +14,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from chutes.errors import ChutesError
 from chutes.importer import ImportFromStringError, import_from_string
 from chutes.spec.structure import did_you_mean
 
 __all__ = ["UnresolvedReferenceError", "Resolver"]
 
 
-class UnresolvedReferenceError(ValueError):
+class UnresolvedReferenceError(ChutesError, ValueError):
     """A reference that does not resolve; the message says why."""
 
 

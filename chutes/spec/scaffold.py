@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from chutes.errors import ChutesError
+
 __all__ = ["HANDLER_MODULE", "ScaffoldError", "chute_name_for", "scaffold"]
 
 HANDLER_MODULE = "app.py"
@@ -86,7 +88,7 @@ def report(self: Any) -> dict[str, str]:
 '''
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(ChutesError, ValueError):
     """A folder that ``init`` must not write into."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from chutes.errors import ChutesError
 from chutes.spec.errors import KeyPath, format_path
 
 __all__ = ["Document", "SourceError", "parse_document"]
@@ -31,7 +32,7 @@ MAX_YAML_VALUES = 10_000
 """How many values a YAML document may expand to through its aliases (a billion-laughs guard)."""
 
 
-class SourceError(ValueError):
+class SourceError(ChutesError, ValueError):
     """Text that is not valid TOML or YAML; ``line`` and ``col`` are 1-based (0 when unknown)."""
 
     def __init__(self, message: str, line: int = 0, col: int = 0) -> None:

@@ -19,7 +19,7 @@ from chutes.name import NAME_PATTERN, NAME_RULE, name_problem
 from chutes.spec.errors import KeyPath
 from chutes.spec.model import IMAGE_COMPONENT_PATTERN, IMAGE_TAG_PATTERN, REFERENCE_PATTERN, template_keys
 from chutes.spec.schema import published_schema
-from chutes.templates import BUILDERS
+from chutes.templates.registry import TEMPLATES
 
 __all__ = ["StructureProblem", "check_structure", "did_you_mean"]
 
@@ -112,7 +112,7 @@ def _non_string_keys(value: Any, path: KeyPath) -> Iterator[StructureProblem]:
 def _template_key_problem(table: Any, key: str, allowed: list[str]) -> str:
     """An unknown key of a [template] table, with the hint drawn from that template's own keys."""
     template = table.get("name") if isinstance(table, dict) else None
-    if isinstance(template, str) and template in BUILDERS:
+    if isinstance(template, str) and template in TEMPLATES:
         return f"unknown key {key!r} for the {template} template; {did_you_mean(key, template_keys(template))}"
     return f"unknown key {key!r}; {did_you_mean(key, allowed)}"
 
@@ -139,7 +139,7 @@ def _describe(error: ValidationError, root: dict[str, Any], data: dict[str, Any]
         template = table.get("name") if isinstance(table, dict) else None
         if len(path) == 2:
             keys = [str(path[1])]
-        elif isinstance(table, dict) and template in BUILDERS:
+        elif isinstance(table, dict) and template in TEMPLATES:
             foreign = [key for key in table if key not in template_keys(str(template))]
             keys = [key for key in foreign if table[key] is instance] or foreign
         else:

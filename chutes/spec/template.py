@@ -24,7 +24,7 @@ from chutes.errors import ChuteDefinitionError
 from chutes.spec.errors import KeyPath
 from chutes.spec.model import template_keys
 from chutes.spec.reference import Resolver, UnresolvedReferenceError
-from chutes.templates import BUILDERS, DiffusionChute, LLMChute
+from chutes.templates.registry import TEMPLATES, builder
 
 __all__ = ["TemplateBase", "build_template_chute", "template_arguments", "template_base"]
 
@@ -55,7 +55,7 @@ def template_arguments(
         clean: Whether a key path passed the structural check.
     """
     name = template.get("name")
-    if not clean(("template", "name")) or not isinstance(name, str) or name not in BUILDERS:
+    if not clean(("template", "name")) or not isinstance(name, str) or name not in TEMPLATES:
         return None
     factory_key = _factory_key(name)
     factory = None
@@ -90,23 +90,23 @@ def build_template_chute(arguments: dict[str, Any], chute_kwargs: dict[str, Any]
             return None
         kwargs["revision"] = chute_kwargs.pop("revision")
     try:
-        return BUILDERS[name](**chute_kwargs, **kwargs)
+        chute: Chute = builder(name)(**chute_kwargs, **kwargs)
+        return chute
     except ValidationError as exc:
         for error in exc.errors():
             report(("chute", *error["loc"]), str(error["msg"]).removeprefix("Value error, "))
     except ChuteDefinitionError as exc:
-        report(_about(str(exc), name), str(exc))
+        report(_about(exc.key, name), str(exc))
     except (ValueError, TypeError) as exc:
         report(("template",), str(exc))
     return None
 
 
-def _about(message: str, template: str) -> KeyPath:
-    """The key a builder's error is about: its messages start with the argument's name."""
-    first = message.split(" ", 1)[0]
-    if first in template_keys(template) and first != "name":
-        return ("template", first)
-    return ("chute", "image") if "image" in message else ("chute",)
+def _about(key: KeyPath, template: str) -> KeyPath:
+    """Where a builder's error goes: its key path names a template argument or a key of ``[chute]``."""
+    if key and key[0] in template_keys(template) and key[0] != "name":
+        return ("template", *key)
+    return ("chute", *key)
 
 
 def _resolve_factory(reference: str, resolver: Resolver, report: Callable[[str], None]) -> Any:
@@ -142,9 +142,15 @@ def template_base(chute: Chute, reference_of: Callable[[Any, str], str]) -> Temp
         reference_of: Writes a factory as a reference (the exporter's, which checks it imports back).
     """
     name = chute.standard_template
-    if name not in BUILDERS or not isinstance(chute, (LLMChute, DiffusionChute)):
+    if name not in TEMPLATES:
         return None
-    base = BUILDERS[name](username=chute.username, name=chute.name, model_name=chute.model_name)
+    # A chute made from a template has imported its module already; these imports cost nothing then.
+    from chutes.templates.diffusion import DiffusionChute
+    from chutes.templates.llm import LLMChute
+
+    if not isinstance(chute, (LLMChute, DiffusionChute)):
+        return None
+    base = builder(name)(username=chute.username, name=chute.name, model_name=chute.model_name)
     table: dict[str, Any] = {"name": name, "model_name": chute.model_name}
     args = chute.engine_args if isinstance(chute, LLMChute) else chute.pipeline_args
     if args:

@@ -25,24 +25,26 @@ def check_engine_args(value: object, key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ChuteDefinitionError(f"{key} must be a dict of keyword arguments, got {value!r}")
+        raise ChuteDefinitionError(f"{key} must be a dict of keyword arguments, got {value!r}", (key,))
     for reserved in ("model", "model_path"):
         if reserved in value:
-            raise ChuteDefinitionError(f"{key} must not set {reserved!r}: pass the model as model_name")
+            raise ChuteDefinitionError(f"{key} must not set {reserved!r}: pass the model as model_name", (key,))
     return dict(value)
 
 
 def check_model_name(value: object) -> str:
     """A model name is a non-empty string without whitespace, such as ``"gpt2"`` or ``"org/model"``."""
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
-        raise ChuteDefinitionError(f"model_name must be a model id like 'gpt2' or 'org/model', got {value!r}")
+        raise ChuteDefinitionError(
+            f"model_name must be a model id like 'gpt2' or 'org/model', got {value!r}", ("model_name",)
+        )
     return value
 
 
 def check_factory(value: object, key: str) -> None:
     """A factory must be callable (or None for the template's default)."""
     if value is not None and not callable(value):
-        raise ChuteDefinitionError(f"{key} must be a callable taking the chute, got {value!r}")
+        raise ChuteDefinitionError(f"{key} must be a callable taking the chute, got {value!r}", (key,))
 
 
 def adopt_caller(chute: Chute, caller_globals: dict[str, Any]) -> None:
