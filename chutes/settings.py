@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +23,19 @@ class Settings(BaseSettings):
     queue_size: int = Field(64, ge=0, description="Cord calls that may wait for a free slot beyond `concurrency`.")
     queue_wait: float = Field(30.0, ge=0, description="Seconds a queued cord call waits before a 429.")
     job_backoff: float = Field(1.0, ge=0, description="Delay before a job's first retry; doubles each retry.")
+    job_backoff_max: float = Field(300.0, ge=0, description="Longest delay between two attempts of a run, in seconds.")
     job_workers: int = Field(1, ge=1, description="Job runs executing at once in one process.")
+    job_retention: timedelta = Field(
+        timedelta(days=7),
+        description="How long finished runs (and their files) are kept: seconds or an ISO 8601 duration like P7D.",
+    )
+    job_lease: float = Field(
+        30.0, gt=0, description="Seconds a running attempt stays owned without renewal before another process takes it."
+    )
+    database_url: str = Field(
+        "",
+        description="postgresql://... to keep job runs in PostgreSQL, shared by replicas; unset: SQLite in data_dir.",
+    )
     scheduler: bool = Field(True, description="Fire cron schedules from this process.")
     timezone: str = Field("UTC", description="Time zone in which cron schedules are read.")
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")
