@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,27 +73,27 @@ class Runner:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.lease = lease
-        self.outputs_dir = outputs_dir if outputs_dir is not None else Path(".chutes") / "outputs"
+        self.outputs_dir = outputs_dir if outputs_dir is not None else Path(tempfile.gettempdir()) / "chutes-outputs"
         self.owner = new_owner()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, str] = {}  # run id -> token of the attempt executing here
         self._reasons: dict[str, str] = {}
-        self._keeper: LeaseKeeper | None = None
+        self.keeper: LeaseKeeper | None = None
         live_owners.add(self.owner)
 
     def start_leases(self) -> None:
         """Start the thread renewing this runner's leases."""
-        if self._keeper is None:
-            self._keeper = LeaseKeeper(
+        if self.keeper is None:
+            self.keeper = LeaseKeeper(
                 self.store, self.clock, self.lease, lambda: list(self._tokens.values()), self._lost,
                 asyncio.get_running_loop(),
             )  # fmt: skip
-            self._keeper.start()
+            self.keeper.start()
 
     def close(self) -> None:
         """Stop renewing and forget this runner as a live owner: its remaining runs become orphans."""
-        if self._keeper is not None:
-            self._keeper.stop()
+        if self.keeper is not None:
+            self.keeper.stop()
         live_owners.discard(self.owner)
 
     @property

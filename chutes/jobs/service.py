@@ -179,9 +179,11 @@ class JobService:
         for background in self._tasks:
             if background.get_name() == "chutes-jobs-scheduler":
                 background.cancel()  # no new firings while draining
-        running = list(runner.running.values())
-        if running:
-            await asyncio.wait(running, timeout=self.settings.shutdown_grace)
+        # Idle workers leave at once; busy ones when their run ends (or a claim in flight, once its run
+        # has executed): either way within the grace period, after which the runs still going are requeued.
+        workers = [task for task in self._tasks if task.get_name().startswith("chutes-jobs-worker-")]
+        if workers:
+            await asyncio.wait(workers, timeout=self.settings.shutdown_grace)
         leftovers = [task for run_id in list(runner.running) if (task := runner.cancel(run_id, "shutdown"))]
         await asyncio.gather(*leftovers, return_exceptions=True)
         for background in self._tasks:
