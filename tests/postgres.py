@@ -10,8 +10,8 @@ import contextlib
 import itertools
 import os
 import pwd
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import threading
 import time
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
