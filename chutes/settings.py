@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -25,9 +24,8 @@ class Settings(BaseSettings):
     job_backoff: float = Field(1.0, ge=0, description="Delay before a job's first retry; doubles each retry.")
     job_backoff_max: float = Field(300.0, ge=0, description="Longest delay between two attempts of a run, in seconds.")
     job_workers: int = Field(1, ge=1, description="Job runs executing at once in one process.")
-    job_retention: timedelta = Field(
-        timedelta(days=7),
-        description="How long finished runs (and their files) are kept: seconds or an ISO 8601 duration like P7D.",
+    job_retention: float = Field(
+        7 * 24 * 3600.0, ge=0, description="Seconds finished runs (and their files) are kept; 604800 is 7 days."
     )
     job_lease: float = Field(
         30.0, gt=0, description="Seconds a running attempt stays owned without renewal before another process takes it."

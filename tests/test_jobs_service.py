@@ -226,9 +226,7 @@ def test_the_scheduler_fires_runs_with_empty_input(tmp_path: Path) -> None:
         clock.advance(30)
         assert service.store is not None
         store = service.store
-        runs = await eventually(
-            lambda: [run for run in store.backend.runs(name="ticker") if run.status == "completed"]
-        )
+        runs = await eventually(lambda: [run for run in store.backend.runs(name="ticker") if run.status == "completed"])
         await service.stop()
         return runs
 

@@ -143,12 +143,19 @@ def test_decorator_and_method_signatures_match_the_reference() -> None:
         ("stream", False),
         ("public_api_method", None),
     ]
-    assert parameters(Chute.job) == [
+    # The reference's parameters, in its order; the published SDK's job keywords follow, keyword-only.
+    job = inspect.signature(Chute.job).parameters.values()
+    assert [(p.name, p.default) for p in job if p.kind is not p.KEYWORD_ONLY] == [
         ("self", empty),
         ("name", None),
         ("schedule", None),
         ("retry_count", 3),
         ("timeout", None),
+    ]
+    assert [(p.name, p.default) for p in job if p.kind is p.KEYWORD_ONLY] == [
+        ("ports", None),
+        ("upload", True),
+        ("ssh", False),
     ]
     assert parameters(Chute.websocket) == [("self", empty), ("path", empty)]
     assert parameters(Chute.run_local) == [

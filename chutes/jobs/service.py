@@ -256,7 +256,7 @@ class JobService:
         now = self.clock.time()
         if now - self._last_prune >= PRUNE_SECONDS:
             self._last_prune = now
-            pruned = await store.prune(now - self.settings.job_retention.total_seconds())
+            pruned = await store.prune(now - self.settings.job_retention)
             if pruned:
                 self.chute.logger.info("jobs: pruned %d finished runs older than CHUTES_JOB_RETENTION", pruned)
 
