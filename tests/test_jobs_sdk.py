@@ -83,7 +83,7 @@ def test_the_sdk_port_is_importable_at_its_path_and_validated() -> None:
     assert Port(name="ssh", port=2202, proto="tcp").port == 2202
     for bad in ({"name": "Web", "port": 8080}, {"name": "web", "port": 8000}, {"name": "web", "port": 70000},
                 {"name": "web", "port": 8080, "proto": "sctp"}):  # fmt: skip
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="validation error for Port"):
             Port(**bad)
     local = Chute(username="test", name="ports", image="python:3.11")
     with pytest.raises(ChuteDefinitionError, match=r"ports\[1\]: port: Value error, port must be 2202 or from 8002"):
