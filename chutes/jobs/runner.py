@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic_core
 from pydantic import ValidationError
 
+from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler
 from chutes.job import current_output_dir
 from chutes.jobs import outputs
@@ -132,7 +133,7 @@ class Runner:
                 self.cancel(run_id, "lost")
 
     async def _execute(self, run: Run) -> None:
-        job = self.chute.jobs[run.name]
+        job = registry_of(self.chute).jobs[run.name]
         token = run.token or ""
         folder = outputs.create(self.outputs_dir, run.id)
         in_attempt = True
@@ -231,7 +232,7 @@ class Runner:
         now = self.clock.time()
         changed = await self.store.recover(now, lambda owner, lease_until: is_orphan(owner, lease_until, now))
         for run in changed:
-            if run.status == "failed" and self.metrics is not None and run.name in self.chute.jobs:
+            if run.status == "failed" and self.metrics is not None and run.name in registry_of(self.chute).jobs:
                 self.metrics.finished(run.name, "failed", None, now)
             self.chute.logger.warning("job %s: run %s left running by a stopped process is now %s", run.name, run.id,
                                       run.status)  # fmt: skip

@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
 from chutes.server.disconnect import Watchdog
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
@@ -91,7 +92,8 @@ class Dispatcher:
         self.runtime = runtime
         self.fallback = fallback
         self.routes = {
-            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics) for cord in runtime.chute.cords
+            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics)
+            for cord in registry_of(runtime.chute).cords
         }
         self.owner = runtime.chute
         self._ids = itertools.count(1)
@@ -378,7 +380,7 @@ class Dispatcher:
 
         try:
             if not isinstance(result, Response):
-                result = await stream_response(result, route.cord.stream_media_type)
+                result = await stream_response(result, route.cord)
             result.raw_headers.append(id_header)
             await result(scope, receive, tracking_send)
         except ClientDisconnect:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chutes.chute.registry import registry_of
 from chutes.errors import StartupError
 from chutes.invoke import run_hooks
 from chutes.server.admission import Admission
@@ -122,7 +123,7 @@ class Runtime:
         async def inner_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
-                    await run_hooks(self.chute.shutdown_hooks, self.chute)
+                    await run_hooks(registry_of(self.chute).shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
                     message = {"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"}
@@ -139,7 +140,7 @@ class Runtime:
         self.ready = False
         self.draining = False
         self._configure(Settings.load())
-        await run_hooks(self.chute.startup_hooks, self.chute)
+        await run_hooks(registry_of(self.chute).startup_hooks, self.chute)
         await self._start_jobs()
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
@@ -148,7 +149,8 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self.ready = True
-        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(self.chute.cords), len(self.chute.jobs))
+        declared = registry_of(self.chute)
+        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(declared.cords), len(declared.jobs))
 
     async def _start_jobs(self) -> None:
         from chutes.jobs.service import JobService
