@@ -94,7 +94,8 @@ def test_disabled_docs_url_is_written_as_an_empty_string(tmp_path: Path) -> None
     assert data["image"] == {"username": "a", "name": "b", "tag": "1", "steps": [{"apt_install": ["git"]}]}
     (tmp_path / "chute.toml").write_text(export_text(chute), encoding="utf-8")
     loaded = load_spec(tmp_path / "chute.toml")
-    assert loaded.app.docs_url == ""
+    assert loaded.fastapi_kwargs["docs_url"] == ""
+    assert loaded.app.docs_url is None
     assert loaded.image == chute.image
 
 

@@ -5,14 +5,13 @@ A store that cannot serve a request (disk full, database down) answers ``503`` w
 
 from __future__ import annotations
 
-import json
 import mimetypes
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import quote
 
-import pydantic_core
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,36 +19,20 @@ from starlette.responses import JSONResponse, Response
 from chutes.chute.registry import registry_of
 from chutes.jobs.runs import RunFinishedError, RunNotFoundError, StoreUnavailableError
 from chutes.jobs.service import UnknownJobError
+from chutes.server.core import UnsupportedMediaType, is_json_type
+from chutes.server.responses import body_errors
 
 if TYPE_CHECKING:
     from chutes.jobs.service import JobService
 
-__all__ = ["build_router", "unavailable", "validation_detail"]
+__all__ = ["build_router", "unavailable"]
 
 StatusFilter = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
-def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    """A pydantic error as FastAPI's 422 ``detail``: each problem located under ``body``.
-
-    Like FastAPI, a body that is not JSON is not echoed back; a NaN or infinite input shows as a string.
-    """
-    detail = []
-    for error in exc.errors(include_url=False):
-        item: dict[str, Any] = {"type": error["type"], "loc": ["body", *error["loc"]], "msg": error["msg"]}
-        if "input" in error:
-            item["input"] = {} if error["type"] == "json_invalid" else error["input"]
-        if error.get("ctx"):
-            item["ctx"] = error["ctx"]
-        detail.append(item)
-    return list(json.loads(pydantic_core.to_json(detail, inf_nan_mode="strings", fallback=str)))
-
-
-def unavailable(exc: StoreUnavailableError) -> JSONResponse:
-    """The answer to a request the store could not serve: 503 with ``Retry-After``."""
-    return JSONResponse(
-        {"detail": str(exc)}, status_code=503, headers={"Retry-After": str(StoreUnavailableError.retry_after)}
-    )
+def unavailable(exc: StoreUnavailableError) -> HTTPException:
+    """The error for a request the store could not serve: 503 with ``Retry-After`` (JSON, with the request id)."""
+    return HTTPException(503, str(exc), headers={"Retry-After": str(StoreUnavailableError.retry_after)})
 
 
 def build_router(service: JobService) -> APIRouter:
@@ -74,7 +57,7 @@ def build_router(service: JobService) -> APIRouter:
         try:
             runs = await service.store.runs(name, status, limit)
         except StoreUnavailableError as exc:
-            return unavailable(exc)
+            raise unavailable(exc) from None
         return JSONResponse([run.to_json() for run in runs])
 
     @router.get("/runs/{run_id}", summary="Show a run")
@@ -82,7 +65,7 @@ def build_router(service: JobService) -> APIRouter:
         try:
             run = await service.store.get(run_id) if service.store is not None else None
         except StoreUnavailableError as exc:
-            return unavailable(exc)
+            raise unavailable(exc) from None
         if run is None:
             raise not_found(run_id)
         return JSONResponse(run.to_json())
@@ -95,7 +78,7 @@ def build_router(service: JobService) -> APIRouter:
             run = await service.store.get(run_id)
             files = await service.store.files(run_id) if run is not None else []
         except StoreUnavailableError as exc:
-            return unavailable(exc)
+            raise unavailable(exc) from None
         if run is None:
             raise not_found(run_id)
         return JSONResponse([file.to_json() for file in files])
@@ -108,7 +91,7 @@ def build_router(service: JobService) -> APIRouter:
             # Looked up by exact name among the run's stored files: no path is ever opened on disk.
             data = await service.store.file(run_id, name)
         except StoreUnavailableError as exc:
-            return unavailable(exc)
+            raise unavailable(exc) from None
         if data is None:
             raise HTTPException(404, f"run {run_id!r} has no file {name!r}")
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -129,22 +112,28 @@ def build_router(service: JobService) -> APIRouter:
                 409, f"run {run_id!r} already finished ({exc.run.status}); only queued or running runs can be cancelled"
             ) from None
         except StoreUnavailableError as exc:
-            return unavailable(exc)
+            raise unavailable(exc) from None
         return JSONResponse(run.to_json())
 
     @router.post("/{name}", status_code=202, summary="Submit a run; the body is the job's input")
     async def submit_run(name: str, request: Request) -> JSONResponse:
         if name not in registry_of(service.chute).jobs or service.store is None:
             raise HTTPException(404, f"job {name!r} not found")
+        content_type = request.headers.get("content-type")
         body = await request.body()
+        if (content_type is not None or body) and not is_json_type((content_type or "").encode("latin-1")):
+            raise UnsupportedMediaType(None if content_type is None else content_type.encode("latin-1"))
         try:
             run = await service.submit(name, body)
         except UnknownJobError:
             raise HTTPException(404, f"job {name!r} not found") from None
         except ValidationError as exc:
-            return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
+            # The same 422 as a cord's for the same bad body (the request id comes from the app's handler).
+            raise RequestValidationError(
+                body_errors(registry_of(service.chute).jobs[name].signature, body, exc)[0]
+            ) from None
         except StoreUnavailableError as exc:
-            return unavailable(exc)
+            raise unavailable(exc) from None
         return JSONResponse(run.to_json(), status_code=202)
 
     return router

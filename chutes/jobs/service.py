@@ -32,7 +32,6 @@ from chutes.jobs.store import Run, RunStore, StoreUnavailableError, Trigger, ope
 from chutes.signature import BindingKind
 
 if TYPE_CHECKING:
-    import fastapi
     import prometheus_client
 
     from chutes.chute import Chute
@@ -362,9 +361,3 @@ class JobService:
             return final
         finally:
             await self.stop()
-
-    def router(self) -> fastapi.APIRouter:
-        """The ``/_jobs`` routes of this service."""
-        from chutes.jobs.api import build_router
-
-        return build_router(self)

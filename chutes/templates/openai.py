@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
-from chutes.invoke import sse_chunk
+from chutes.server.output import sse_chunk
 from chutes.templates.engine import Sampling
 
 __all__ = [
