@@ -7,7 +7,7 @@ VLLM_VERSION ?= 0.32.0
 # Debian packages the suite runs for real: PostgreSQL (job store) and Chromium (offline /docs check).
 SYSTEM_PACKAGES ?= postgresql-15 chromium
 
-.PHONY: install install-python install-engines install-system lint typecheck test check bench schema
+.PHONY: install install-python install-engines install-system lint typecheck test check bench schema docs
 
 # Everything the test suite needs, on a bare machine: `make install test` is the README's test command.
 install: install-system install-python install-engines
@@ -54,3 +54,7 @@ bench:
 schema:
 	$(PYTHON) -m chutes schema > schema/chute.schema.json
 	cp schema/chute.schema.json chutes/spec/chute.schema.json
+
+# Regenerate the schema and the README's spec reference from the spec model (a test fails when either drifts).
+docs: schema
+	$(PYTHON) -m chutes schema --write README.md

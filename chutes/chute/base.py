@@ -22,8 +22,8 @@ from chutes.image import Image
 from chutes.job import Job, Port, current_output_dir
 from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
-from chutes.openapi_docs import add_offline_docs, docs_urls
 from chutes.server.app import ChuteApp
+from chutes.server.openapi_docs import add_offline_docs, docs_urls
 from chutes.server.route import add_cord_route, add_websocket_route
 from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket

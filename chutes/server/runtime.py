@@ -14,13 +14,13 @@ from starlette.types import Message, Receive, Scope, Send
 from chutes.chute.registry import registry_of
 from chutes.errors import StartupError
 from chutes.invoke import run_hooks
-from chutes.openapi_docs import ASSETS, ASSETS_PATH
 from chutes.server.admission import Admission
 from chutes.server.api_keys import ApiKeys
 from chutes.server.body import BodyLimits
 from chutes.server.core import CordRoute, Core
 from chutes.server.guard import GUARDED, OPEN, PUBLIC, Guard
 from chutes.server.metrics import CONTENT_TYPE, Metrics
+from chutes.server.openapi_docs import ASSETS, ASSETS_PATH
 from chutes.server.proxies import TrustedProxies
 from chutes.server.rate_limiter import RateLimiter
 from chutes.server.responses import send_bytes, send_json
