@@ -46,8 +46,29 @@ def _accepts_empty(cord: Cord) -> bool:
     return True
 
 
+def _forwarding_endpoint(owner: object, cord: Cord) -> Any:
+    """A passthrough cord's route: the raw request is forwarded (the function is never called)."""
+
+    async def endpoint(request: Request) -> Response:
+        from chutes.server.passthrough import ForwardedResponse, Upstream
+
+        runtime = getattr(owner, "_runtime", None)
+        upstream = runtime.upstream() if runtime is not None else None
+        request_id = str(getattr(request.state, "request_id", "")) or "-"
+        headers = getattr(owner, "passthrough_headers", None)
+        body = await request.body()
+        if upstream is None:  # the app served without the chute's server around it: a client per call
+            return ForwardedResponse(Upstream(headers), cord, body, request_id, close=True)
+        return ForwardedResponse(upstream, cord, body, request_id, close=False)
+
+    return endpoint
+
+
 def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
     """Register ``cord`` on ``app`` as a FastAPI route bound to ``owner`` (the chute)."""
+    if cord.passthrough:
+        _add_forwarding_route(app, owner, cord)
+        return
     binding = cord.signature
     annotation = _payload_annotation(cord)
     optional = _accepts_empty(cord)
@@ -91,6 +112,28 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
         description=cord.description,
         name=cord.name,
         tags=["cords"],
+    )
+
+
+def _add_forwarding_route(app: FastAPI, owner: object, cord: Cord) -> None:
+    endpoint = _forwarding_endpoint(owner, cord)
+    endpoint.__name__ = cord.name
+    body = cord.input_schema
+    openapi_extra = None
+    if body is not None and cord.method != "GET":  # documented, not validated: the upstream does that
+        openapi_extra = {
+            "requestBody": {"content": {"application/json": {"schema": body.model_json_schema()}}, "required": True}
+        }
+    app.add_api_route(
+        cord.public_api_path,
+        endpoint,
+        methods=[cord.method],
+        response_model=None,
+        summary=cord.name.replace("_", " ").capitalize(),
+        description=cord.description or f"Forwarded to the model server's {cord.passthrough_path}.",
+        name=cord.name,
+        tags=["cords"],
+        openapi_extra=openapi_extra,
     )
 
 

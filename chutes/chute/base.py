@@ -77,6 +77,7 @@ class Chute:
         revision: str | None = None,
         node_selector: NodeSelector | dict[str, Any] | None = None,
         concurrency: int = 1,
+        passthrough_headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         self._config = ChuteConfig(
@@ -99,6 +100,7 @@ class Chute:
         elif node_selector is not None and not isinstance(node_selector, NodeSelector):
             raise ChuteDefinitionError(f"node_selector must be a NodeSelector, got {type(node_selector).__name__}")
         self.node_selector: NodeSelector | None = node_selector
+        self.passthrough_headers: dict[str, str] = _check_headers(passthrough_headers)
         self.fastapi_kwargs: dict[str, Any] = dict(kwargs)
         app_kwargs = {"title": name, "description": tagline} | kwargs
         self._app = FastAPI(**app_kwargs)
@@ -204,8 +206,16 @@ class Chute:
         output_content_type: str = "application/json",
         stream: bool = False,
         public_api_method: str | None = None,
+        passthrough: bool = False,
+        passthrough_path: str | None = None,
+        passthrough_port: int | None = None,
     ) -> Callable[[F], F]:
-        """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour")."""
+        """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour").
+
+        With ``passthrough=True`` the function is not called: the request is forwarded to
+        ``http://127.0.0.1:<passthrough_port><passthrough_path>`` (the cord's path and port 8000 by
+        default) and the answer streamed back untouched (README, "Passthrough cords").
+        """
         if public_api_method is not None:
             warnings.warn("public_api_method is deprecated; use method", DeprecationWarning, stacklevel=2)
             method = public_api_method
@@ -220,6 +230,9 @@ class Chute:
                 minimal_input_schema=minimal_input_schema,
                 output_content_type=output_content_type,
                 stream=stream,
+                passthrough=passthrough,
+                passthrough_path=passthrough_path,
+                passthrough_port=passthrough_port,
                 localns=sys._getframe(1).f_locals,
             )
             for other in self.cords:
@@ -279,6 +292,13 @@ class Chute:
         """Report health; replace it by assigning ``self.health_check = fn`` (served at ``/_health``)."""
         return {"status": "healthy", "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
+    async def ready_check(self) -> bool:
+        """Whether the chute takes calls now, once its startup hooks ran (``/_ready``); True unless overridden.
+
+        A template whose model server starts in the background says False until that server answers.
+        """
+        return True
+
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes the instance lacks: cords and jobs by function name, then
         # module-level helpers written as `def helper(self, ...)`, bound to this chute.
@@ -313,6 +333,15 @@ class Chute:
 
     def __repr__(self) -> str:
         return f"Chute(username={self.username!r}, name={self.name!r}, cords={len(self.cords)}, jobs={len(self.jobs)})"
+
+
+def _check_headers(value: object) -> dict[str, str]:
+    """``passthrough_headers``: header names and values, both strings, sent with every passthrough call."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ChuteDefinitionError(f"passthrough_headers must be a dict of header names to strings, got {value!r}")
+    return dict(value)
 
 
 def _takes_self(func: Callable[..., Any]) -> bool:

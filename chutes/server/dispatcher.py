@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
 from chutes.server.disconnect import Watchdog
+from chutes.server.passthrough import DEFAULT_PASSTHROUGH_PORT, upstream_url
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 
 if TYPE_CHECKING:
@@ -296,6 +297,8 @@ class Dispatcher:
 
         ``read`` is the body when it was read already (while the call waited in the queue).
         """
+        if route.cord.passthrough:
+            return await self._forward(route, scope, receive, send, id_header, read)
         signature = route.signature
         body = b""
         try:
@@ -357,6 +360,35 @@ class Dispatcher:
             self.watchdog.forget(watch)
         await send_bytes(send, 200, payload, JSON, [id_header])
         return 200
+
+    async def _forward(
+        self,
+        route: CordRoute,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        id_header: tuple[bytes, bytes],
+        read: bytes | None,
+    ) -> int:
+        """A passthrough cord: the raw request goes to the loopback server, its answer streams back."""
+        cord = route.cord
+        try:
+            body = await self._read_body(receive) if read is None else read
+        except BodyTooLarge:
+            await self._too_large(send, id_header)
+            return 413
+        except ClientGone:
+            return 499
+        port = cord.passthrough_port or DEFAULT_PASSTHROUGH_PORT
+        return await self.runtime.upstream().forward(  # the watchdog is not involved: forward listens itself
+            method=cord.method,
+            url=upstream_url(port, cord.passthrough_path or cord.public_api_path, scope["query_string"]),
+            headers=scope["headers"],
+            body=body,
+            receive=receive,
+            send=send,
+            request_id=id_header[1],
+        )
 
     async def _send_response(
         self,

@@ -17,6 +17,7 @@ from chutes.server.admission import Admission
 from chutes.server.api_keys import ApiKeys
 from chutes.server.dispatcher import Dispatcher
 from chutes.server.metrics import CONTENT_TYPE, Metrics
+from chutes.server.passthrough import Upstream
 from chutes.server.rate_limiter import RateLimiter
 from chutes.server.responses import send_bytes, send_json
 from chutes.settings import Settings
@@ -46,6 +47,7 @@ class Runtime:
         self.ready = False
         self.draining = False
         self.jobs: JobService | None = None
+        self._upstream: Upstream | None = None
         self._job_routes: list[BaseRoute] = []
         # Defaults until the lifespan starts: the environment is read in startup(), where a bad value
         # fails the start cleanly (an error here would make uvicorn think lifespan is unsupported).
@@ -122,6 +124,7 @@ class Runtime:
         async def inner_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
+                    await self._close_upstream()
                     await run_hooks(self.chute.shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
@@ -141,6 +144,8 @@ class Runtime:
         self._configure(Settings.load())
         await run_hooks(self.chute.startup_hooks, self.chute)
         await self._start_jobs()
+        await self._close_upstream()  # a previous lifespan's client belongs to its event loop
+        self._upstream = Upstream(self.chute.passthrough_headers)
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
         # Everything alive now (the app, models loaded by hooks) lives as long as the server: moving it
@@ -149,6 +154,17 @@ class Runtime:
         gc.freeze()
         self.ready = True
         logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(self.chute.cords), len(self.chute.jobs))
+
+    def upstream(self) -> Upstream:
+        """The chute's pooled client to its loopback servers (passthrough cords), opened on first use."""
+        if self._upstream is None:
+            self._upstream = Upstream(self.chute.passthrough_headers)
+        return self._upstream
+
+    async def _close_upstream(self) -> None:
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            await upstream.aclose()
 
     async def _start_jobs(self) -> None:
         from chutes.jobs.service import JobService
@@ -179,7 +195,7 @@ class Runtime:
         elif path == "/_metrics":
             await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE.encode())
         elif path == "/_ready":
-            if self.ready:
+            if self.ready and await self._chute_ready():
                 await send_json(send, 200, {"status": "ready"})
             else:
                 await send_json(send, 503, {"status": "draining" if self.draining else "starting"})
@@ -187,6 +203,13 @@ class Runtime:
             await self._serve_health(send)
         else:
             await send_json(send, 404, {"detail": "Not Found"})
+
+    async def _chute_ready(self) -> bool:
+        try:
+            return bool(await self.chute.ready_check())
+        except Exception:
+            logger.exception("readiness check of chute %s raised", self.chute.name)
+            return False
 
     async def _serve_health(self, send: Send) -> None:
         try:

@@ -267,16 +267,23 @@ class TemplateTable(_Table):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_template_rules())
 
-    name: TemplateName = Field(description="The template: 'vllm', 'sglang' (language models) or 'diffusion' (images).")
+    name: TemplateName = Field(
+        description="The template: 'vllm', 'sglang' (language models), 'embedding' (vLLM's pooling runner) "
+        "or 'diffusion' (images)."
+    )
     model_name: str = Field(
         min_length=1, description="The model to serve: a Hugging Face id like 'meta-llama/Llama-3.1-8B' or a path."
     )
     revision: str | None = Field(None, description="The model's revision (a commit or tag), also the chute's.")
-    engine_args: dict[str, Any] | None = Field(
-        None, description="vllm and sglang: keyword arguments for the engine, like {max_model_len = 4096}."
+    engine_args: dict[str, Any] | str | None = Field(
+        None,
+        description="vllm, sglang and embedding: the engine server's flags, as a table like {max_model_len = 4096, "
+        "enable_auto_tool_choice = true} (each key a flag, true a bare flag) or a command-line string.",
     )
-    engine_factory: str | None = _reference(
-        "vllm and sglang: builds the engine at startup instead of the template's", "app.engine:load", required=False
+    engine_command: str | list[str] | None = Field(
+        None,
+        description="vllm, sglang and embedding: the command that starts the engine's server, like "
+        "'/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server'; the template adds the flags.",
     )
     pipeline_args: dict[str, Any] | None = Field(
         None, description="diffusion: keyword arguments for the pipeline's from_pretrained, like {variant = 'fp16'}."

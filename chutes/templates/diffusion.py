@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chutes.image import Image
 from chutes.node_selector import NodeSelector
 from chutes.templates.builder import adopt_caller, default_node_selector
-from chutes.templates.engine import import_engine_package
+from chutes.templates.install import import_engine_package
 from chutes.templates.model_chute import Alias, ModelChute
 
 __all__ = [
