@@ -91,7 +91,8 @@ class Cord:
             self.passthrough_path = self.public_api_path
         elif not isinstance(self.passthrough_path, str) or not self.passthrough_path.startswith("/"):
             raise ChuteDefinitionError(
-                f"passthrough_path must be the upstream's path, like '/v1/chat/completions', got {self.passthrough_path!r}"
+                "passthrough_path must be the upstream's path, like '/v1/chat/completions', "
+                f"got {self.passthrough_path!r}"
             )
         port = self.passthrough_port
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):

@@ -107,8 +107,11 @@ def build(args: argparse.Namespace, extra: list[str]) -> Starlette:
     async def embeddings(request: Request) -> Response:
         body = await request.json()
         return await authorized(request) or JSONResponse(
-            {"object": "list", "data": [{"index": 0, "object": "embedding", "embedding": [0.5, 0.5]}],
-             "model": body.get("model")}  # fmt: skip
+            {
+                "object": "list",
+                "data": [{"index": 0, "object": "embedding", "embedding": [0.5, 0.5]}],
+                "model": body.get("model"),
+            }  # fmt: skip
         )
 
     return Starlette(

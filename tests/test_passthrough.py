@@ -57,14 +57,18 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
 def forwarding_chute(port: int, **kwargs: Any) -> Chute:
     chute = Chute(username="me", name="proxy", image="python:3.11", passthrough_headers={"Authorization": "Bearer k"})
 
-    @chute.cord(public_api_path="/chat", passthrough=True, passthrough_path="/v1/chat/completions", passthrough_port=port)
+    @chute.cord(
+        public_api_path="/chat", passthrough=True, passthrough_path="/v1/chat/completions", passthrough_port=port
+    )
     async def chat(data: dict[str, Any]) -> None:
         """Never called."""
 
     @chute.cord(public_api_path="/v1/models", method="GET", passthrough=True, passthrough_port=port)
     async def models(self: Chute) -> None: ...
 
-    @chute.cord(public_api_path="/complete", passthrough=True, passthrough_path="/v1/completions", passthrough_port=port)
+    @chute.cord(
+        public_api_path="/complete", passthrough=True, passthrough_path="/v1/completions", passthrough_port=port
+    )
     async def complete(self: Chute) -> None: ...
 
     return chute
@@ -127,11 +131,13 @@ def test_upstream_errors_come_back_in_the_upstreams_shape(upstream: tuple[int, P
 
 def test_a_stream_is_relayed_event_by_event(upstream: tuple[int, Path]) -> None:
     port, _ = upstream
-    with TestClient(forwarding_chute(port)) as client:
-        with client.stream("POST", "/chat", json={"stream": True, "chunks": 4}) as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            lines = [line for line in response.iter_lines() if line.startswith("data:")]
+    with (
+        TestClient(forwarding_chute(port)) as client,
+        client.stream("POST", "/chat", json={"stream": True, "chunks": 4}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line.startswith("data:")]
     assert len(lines) == 5
     assert lines[-1] == "data: [DONE]"
 

@@ -38,8 +38,14 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def test_engine_args_become_the_servers_flags() -> None:
     flags = engine_flags(
-        {"max_model_len": 1024, "enforce_eager": True, "trust_remote_code": False, "chat_template": None,
-         "structured_outputs_config": {"backend": "xgrammar"}, "tool_call_parser": "hermes"}  # fmt: skip
+        {
+            "max_model_len": 1024,
+            "enforce_eager": True,
+            "trust_remote_code": False,
+            "chat_template": None,
+            "structured_outputs_config": {"backend": "xgrammar"},
+            "tool_call_parser": "hermes",
+        }  # fmt: skip
     )
     assert flags == [
         "--max-model-len", "1024", "--enforce-eager", "--structured-outputs-config", '{"backend": "xgrammar"}',
@@ -77,13 +83,16 @@ def test_builders_derive_the_name_and_build_the_engines_command() -> None:
     embedding = build_embedding_chute(username="me", model_name="sentence-transformers/all-MiniLM-L6-v2")
     assert {c.public_api_path for c in embedding.cords} == {"/v1/embeddings", "/v1/models"}
     assert embedding.command(1, "K")[-2:] == ["--runner", "pooling"]
-    assert build_vllm_chute(username="me", model_name="m", engine_args={"served_model_name": "x"}).served_model_name == "x"
+    assert (
+        build_vllm_chute(username="me", model_name="m", engine_args={"served_model_name": "x"}).served_model_name == "x"
+    )
 
 
 def test_a_missing_engine_is_one_line_at_startup() -> None:
     chute = build_sglang_chute(username="me", model_name="Qwen/Qwen3-8B")
-    with pytest.raises(StartupError, match=r"needs the 'sglang' package.*pip install 'sglang\[all\]'"), TestClient(
-        chute
+    with (
+        pytest.raises(StartupError, match=r"needs the 'sglang' package.*pip install 'sglang\[all\]'"),
+        TestClient(chute),
     ):
         pass
     chute = build_vllm_chute(username="me", model_name="m", engine_command="/nonexistent/python -m vllm")
@@ -110,7 +119,8 @@ def test_ready_waits_for_the_engine_and_health_asks_it(tmp_path: Path) -> None:
         assert answer.status_code == 200
         assert answer.json()["extra_flags"] == ["--tool-call-parser", "hermes"]
         engine = chute.engine
-        assert engine is not None and engine.pid is not None
+        assert engine is not None
+        assert engine.pid is not None
         pid = engine.pid
     assert chute.engine is None
     with pytest.raises(ProcessLookupError):  # shutdown stopped the engine's whole process group

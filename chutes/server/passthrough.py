@@ -78,9 +78,7 @@ class Upstream:
         """Close every pooled connection (server shutdown)."""
         await self.client.aclose()
 
-    def _request_headers(
-        self, headers: Iterable[tuple[bytes, bytes]], request_id: bytes
-    ) -> list[tuple[bytes, bytes]]:
+    def _request_headers(self, headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> list[tuple[bytes, bytes]]:
         extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
         names = {name for name, _ in extra}
         kept = [(k, v) for k, v in headers if k not in _REQUEST_DROP and k not in names]

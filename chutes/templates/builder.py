@@ -23,7 +23,7 @@ def default_node_selector() -> NodeSelector:
 
 
 def chute_name(name: str | None, model_name: object) -> str:
-    """The chute's name: ``name`` when given, else one derived from the model (``org/Model-1.5`` → ``org-model-1-5``)."""
+    """The chute's name: ``name`` when given, else derived from the model (``org/Model-1.5`` → ``org-model-1-5``)."""
     if name is not None:
         return name
     if not isinstance(model_name, str) or not model_name.strip():
@@ -66,7 +66,7 @@ def build_engine_chute(
     what: str,
     **kwargs: Any,
 ) -> EngineChute:
-    """An :class:`EngineChute` with its engine's lifecycle hooks and one passthrough cord per ``(method, path, doc)``."""
+    """An :class:`EngineChute` with its engine's lifecycle hooks and a passthrough cord per ``(method, path, doc)``."""
     from chutes.templates.engine_chute import EngineChute
 
     chute = EngineChute(

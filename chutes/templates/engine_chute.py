@@ -217,15 +217,9 @@ class EngineChute(Chute):
         elif shutil.which(self._command[0]) is None:
             raise StartupError(f"the {self.kind.template} engine command {self._command[0]!r} was not found")
 
-    def passthrough_cord(self, path: str, method: str = "POST", doc: str = "", **options: Any) -> None:
+    def passthrough_cord(self, path: str, method: str = "POST", doc: str = "") -> None:
         """Add a cord at ``path`` forwarded to the same path of the engine's server."""
-
-        async def forwarded(self: EngineChute) -> None:
-            """Forwarded to the engine."""
-
-        forwarded.__name__ = forwarded.__qualname__ = path.strip("/").replace("/", "_") or "root"
-        forwarded.__doc__ = doc or f"The engine's `{method} {path}`, forwarded untouched."
-        self.cord(path, method=method, passthrough=True, passthrough_path=path, **options)(forwarded)
+        self.cord(path, method=method, passthrough=True, passthrough_path=path)(_forwarder(path, method, doc))
         self._own_cords.append(self.cords[-1])
 
     async def start_engine(self) -> None:
@@ -320,7 +314,7 @@ class EngineChute(Chute):
         return str(response.json()["choices"][0]["text"])
 
     async def stream_generate(self, prompt: str | list[int], **sampling: Any) -> AsyncIterator[str]:
-        """Yield the completion of ``prompt`` piece by piece as the engine generates it (options as :meth:`generate`)."""
+        """Yield the completion of ``prompt`` piece by piece as the engine makes it (options as :meth:`generate`)."""
         url = self._engine_url("/v1/completions")
         assert self.engine is not None
         body = {**sampling, "model": self.served_model_name, "prompt": prompt, "stream": True}
@@ -343,6 +337,27 @@ class EngineChute(Chute):
                         yield str(choice["text"])
 
 
+_FORWARDERS: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def _forwarder(path: str, method: str, doc: str) -> Callable[..., Any]:
+    """The function of a template's passthrough cord: never called, it names and documents the cord.
+
+    One per path and method, shared by every chute, so two chutes built alike have the same cords.
+    """
+    known = _FORWARDERS.get((path, method))
+    if known is not None:
+        return known
+
+    async def forwarded(self: EngineChute) -> None:
+        """Forwarded to the engine."""
+
+    forwarded.__name__ = forwarded.__qualname__ = path.strip("/").replace("/", "_").replace(".", "_") or "root"
+    forwarded.__doc__ = doc or f"The engine's `{method} {path}`, forwarded untouched."
+    _FORWARDERS[(path, method)] = forwarded
+    return forwarded
+
+
 def _error_message(text: str) -> str:
     """The message of an engine's error body (OpenAI's ``{"error": {"message": ...}}``), else the text."""
     try:
@@ -353,4 +368,3 @@ def _error_message(text: str) -> str:
     if isinstance(error, dict) and "message" in error:
         return str(error["message"])
     return text
-

@@ -86,7 +86,8 @@ class EngineProcess:
         self._tasks = [asyncio.create_task(self._forward_logs()), asyncio.create_task(self._watch())]
 
     async def _forward_logs(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         stream = self._process.stdout
         while True:
             try:

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, cast, overload
 from fastapi import HTTPException
 
 from chutes.chute import Chute
-from chutes.image import Image
 from chutes.errors import ChuteDefinitionError
+from chutes.image import Image
 
 __all__ = ["Alias", "ModelChute"]
 
@@ -85,7 +85,9 @@ class ModelChute(Chute, Generic[M]):
         self.model_name = check_model_name(model_name)
         self._args = check_args(args, f"{self.loaded_kind}_args")
         if factory is not None and not callable(factory):
-            raise ChuteDefinitionError(f"{self.loaded_kind}_factory must be a callable taking the chute, got {factory!r}")
+            raise ChuteDefinitionError(
+                f"{self.loaded_kind}_factory must be a callable taking the chute, got {factory!r}"
+            )
         self._factory = factory
         self._loaded: M | None = None
 
