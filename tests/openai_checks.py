@@ -1,0 +1,311 @@
+"""Standard requests of the real ``openai`` client, each a check of one answer; run against any server.
+
+The same checks run against vLLM's own server and through ``build_vllm_chute`` (tests and
+``benchmarks/compare_openai.py``), so "N of M" compares like with like. The model is the tiny random
+one of ``tests/tiny_llm.py``: its text is noise, so checks look at the protocol (fields, counts, limits,
+shapes, errors), never at meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+Check = Callable[[openai.OpenAI, str, httpx.Client], None]
+CHECKS: dict[str, Check] = {}
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hello, how are you today?"}]
+TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
+                "required": ["city"],
+                "additionalProperties": False,
+            },
+        },
+    }
+]
+
+
+def check(func: Check) -> Check:
+    CHECKS[func.__name__] = func
+    return func
+
+
+@check
+def chat(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=8)
+    assert isinstance(answer.choices[0].message.content, str)
+    assert answer.choices[0].message.role == "assistant"
+    assert answer.model == model
+    assert answer.usage is not None
+    assert 0 < answer.usage.completion_tokens <= 8
+
+
+@check
+def chat_stream(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=MESSAGES, max_tokens=8, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("length", "stop")
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens <= 8
+
+
+@check
+def completion(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt="the quick brown fox", max_tokens=6)
+    assert isinstance(answer.choices[0].text, str)
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > 0
+
+
+@check
+def completion_stream(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    chunks = list(client.completions.create(model=model, prompt="the quick brown fox", max_tokens=6, stream=True))
+    assert len(chunks) >= 2
+    assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+
+
+@check
+def max_completion_tokens(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=MESSAGES, max_completion_tokens=3, extra_body={"ignore_eos": True}
+    )
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 3
+    assert answer.choices[0].finish_reason == "length"
+
+
+@check
+def n_two(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=4, n=2)
+    assert sorted(c.index for c in answer.choices) == [0, 1]
+
+
+@check
+def n_two_stream(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    chunks = list(client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=4, n=2, stream=True))
+    assert {c.choices[0].index for c in chunks if c.choices} == {0, 1}
+
+
+@check
+def stop(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt="hello", max_tokens=40, stop=["e", "o"], seed=1)
+    text = answer.choices[0].text
+    assert "e" not in text
+    assert "o" not in text
+
+
+@check
+def seed(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    texts = {
+        client.completions.create(model=model, prompt="hello", max_tokens=8, temperature=1.0, seed=42).choices[0].text
+        for _ in range(2)
+    }
+    assert len(texts) == 1
+
+
+@check
+def greedy(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    texts = {
+        client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=8, temperature=0)
+        .choices[0]
+        .message.content
+        for _ in range(2)
+    }
+    assert len(texts) == 1
+
+
+@check
+def chat_logprobs(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=4, logprobs=True, top_logprobs=2)
+    logprobs = answer.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content
+    assert all(len(token.top_logprobs) == 2 for token in logprobs.content)
+
+
+@check
+def completion_logprobs(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt="hello", max_tokens=4, logprobs=2)
+    logprobs = answer.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.top_logprobs
+    assert len(logprobs.tokens or []) == len(logprobs.token_logprobs or [])
+
+
+@check
+def echo(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt="hello world", max_tokens=3, echo=True)
+    assert answer.choices[0].text.startswith("hello world")
+
+
+@check
+def logit_bias(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    tokens = http.post("/tokenize", json={"model": model, "prompt": "the"}).json()["tokens"]
+    answer = client.completions.create(
+        model=model, prompt="hello", max_tokens=5, logit_bias={str(tokens[-1]): 100}, extra_body={"ignore_eos": True}
+    )
+    assert answer.choices[0].text == "the" * 5
+
+
+@check
+def top_k_and_penalties(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model,
+        messages=MESSAGES,
+        max_tokens=4,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        top_p=0.9,
+        extra_body={"top_k": 5, "min_tokens": 2},
+    )
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens >= 2
+
+
+@check
+def json_object(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=60, response_format={"type": "json_object"}, temperature=0
+    )
+    content = answer.choices[0].message.content or ""
+    assert content.lstrip().startswith("{")
+    if answer.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(content), dict)
+
+
+@check
+def json_schema(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    answer = client.chat.completions.create(
+        model=model,
+        messages=MESSAGES,
+        max_tokens=60,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "thing", "schema": schema}},
+    )
+    assert answer.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(answer.choices[0].message.content or "")["a"], int)
+
+
+@check
+def tools_required(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=120, tools=TOOLS, tool_choice="required", seed=0
+    )
+    calls = answer.choices[0].message.tool_calls
+    assert calls
+    assert calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+
+
+@check
+def tools_auto(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=8, tools=TOOLS, tool_choice="auto"
+    )
+    message = answer.choices[0].message
+    assert message.tool_calls or message.content is not None
+
+
+@check
+def tools_named(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model,
+        messages=MESSAGES,
+        max_tokens=120,
+        tools=TOOLS,
+        seed=0,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    calls = answer.choices[0].message.tool_calls
+    assert calls
+    assert calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+
+
+@check
+def token_id_prompt(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt=[5, 6, 7, 8], max_tokens=3)
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens == 4
+
+
+@check
+def too_long_prompt(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model=model, prompt="hello " * 600, max_tokens=5)
+    assert caught.value.status_code == 400
+    assert "maximum context length" in caught.value.message
+
+
+@check
+def unknown_model(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="no-such-model", messages=MESSAGES, max_tokens=2)
+    assert "no-such-model" in caught.value.message
+
+
+@check
+def bad_parameter(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=4, temperature=-3)
+    assert "temperature" in caught.value.message
+
+
+@check
+def models(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    assert [m.id for m in client.models.list()] == [model]
+
+
+@check
+def tokenize_detokenize(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    tokens = http.post("/tokenize", json={"model": model, "prompt": "hello world"}).json()["tokens"]
+    text = http.post("/detokenize", json={"model": model, "tokens": tokens}).json()["prompt"]
+    assert text.endswith("hello world")
+
+
+@check
+def chat_tokenize(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = http.post("/tokenize", json={"model": model, "messages": MESSAGES, "add_generation_prompt": True})
+    assert answer.status_code == 200
+    assert answer.json()["count"] > 5
+
+
+def run_checks(client: openai.OpenAI, model: str, http: httpx.Client) -> dict[str, str | None]:
+    """Every check's outcome: None when it passed, else why it failed."""
+    outcomes: dict[str, str | None] = {}
+    for name, func in CHECKS.items():
+        try:
+            func(client, model, http)
+        except (Exception, pytest.fail.Exception) as exc:  # a check's failure, whatever it raised, is its outcome
+            outcomes[name] = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            outcomes[name] = None
+    return outcomes
+
+
+def report(label: str, outcomes: dict[str, str | None]) -> str:
+    passed = sum(outcome is None for outcome in outcomes.values())
+    lines = [f"{label}: {passed} of {len(outcomes)} checks answered correctly"]
+    lines += [f"  FAIL {name}: {why}" for name, why in outcomes.items() if why is not None]
+    return "\n".join(lines)
