@@ -77,6 +77,10 @@ class ServedChute:
         while time.monotonic() < deadline:
             if not self.thread.is_alive():
                 raise RuntimeError("the chute's server stopped while starting")
+            engine = getattr(self.chute, "engine", None)
+            if engine is not None and engine.returncode is not None:
+                lines = "\n".join(engine.last_lines)
+                raise RuntimeError(f"the engine exited with {engine.returncode} while starting:\n{lines}")
             try:
                 if httpx.get(f"{self.url}/_ready", timeout=2).status_code == 200:
                     return

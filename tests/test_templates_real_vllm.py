@@ -30,7 +30,7 @@ ENGINE_ARGS = {
     "enable_auto_tool_choice": True,
     "tool_call_parser": "hermes",
     # Server options pass through as flags too: compact JSON keeps structured output short on a tiny model.
-    "structured_outputs_config": {"disable_any_whitespace": True},
+    "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
 }
 
 

@@ -222,6 +222,19 @@ class CordEntry(_Table):
         "application/json", pattern=r"^[^/\s]+/[^/\s]+$", description="Media type of the response, like 'image/png'."
     )
     stream: bool = Field(False, description="Whether the cord streams its output (a generator or StreamingResponse).")
+    passthrough: bool = Field(
+        False,
+        description="Forward the request untouched to a server on the chute's loopback and stream its answer back "
+        "(the handler is not called).",
+    )
+    passthrough_path: str | None = Field(
+        None,
+        pattern=r"^/",
+        description="passthrough: the upstream's path, like '/v1/chat/completions' (default: the cord's own path).",
+    )
+    passthrough_port: int | None = Field(
+        None, ge=1, le=65535, description="passthrough: the upstream's loopback port (default 8000)."
+    )
 
 
 class JobEntry(_Table):
