@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,16 @@ from chutes.path import check_path
 from chutes.signature import HandlerSignature
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+SSE_MEDIA_TYPE = "text/event-stream"
+TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
+_SSE_LINE = re.compile(rb"^(?:data|event|id|retry)?:")
+_ITERATORS = ("AsyncIterator", "AsyncGenerator", "Iterator", "Generator", "AsyncIterable", "Iterable")
+
+
+def is_sse_framed(chunk: str | bytes) -> bool:
+    """Whether a text chunk is already a server-sent event (``data: ...``, ``event: ...``, a ``:`` comment)."""
+    data = chunk.encode() if isinstance(chunk, str) else chunk
+    return bool(_SSE_LINE.match(data.lstrip(b"\r\n")))
 
 
 def _check_schema(value: object, key: str) -> type[BaseModel] | None:
@@ -51,6 +62,7 @@ class Cord:
     passthrough: bool = False
     passthrough_path: str | None = None
     passthrough_port: int | None = None
+    provision_timeout: int | None = None
     localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
     output_model: type[BaseModel] | None = field(init=False, repr=False)
@@ -70,6 +82,9 @@ class Cord:
             )
         if not isinstance(self.stream, bool):
             raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}")
+        timeout = self.provision_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
+            raise ChuteDefinitionError(f"provision_timeout must be a whole number of seconds >= 1, got {timeout!r}")
         self._check_passthrough()
         # A passthrough cord's function is never called (the SDK's are often `async def f(data)`): only
         # its input_schema, if any, documents the body.
@@ -109,9 +124,43 @@ class Cord:
         return inspect.isasyncgenfunction(self.func) or inspect.isgeneratorfunction(self.func)
 
     @property
+    def chunk_type(self) -> Any:
+        """What a streaming handler yields, from its return annotation (``AsyncIterator[str]`` gives ``str``).
+
+        ``None`` when the annotation does not say.
+        """
+        try:
+            returns = typing.get_type_hints(self.func).get("return")
+        except Exception:  # an unresolvable annotation: the first chunk decides at run time
+            return None
+        origin = typing.get_origin(returns)
+        if origin is None or getattr(origin, "__name__", "") not in _ITERATORS:
+            return None
+        args = typing.get_args(returns)
+        return args[0] if args else None
+
+    @property
     def stream_media_type(self) -> str:
-        """The media type of this cord's streams: ``output_content_type``, or SSE when that is left as JSON."""
-        return "text/event-stream" if self.output_content_type == "application/json" else self.output_content_type
+        """The media type of this cord's streams as documented (OpenAPI), before any chunk is seen.
+
+        ``output_content_type`` when set; ``str``/``bytes`` chunks are plain text; anything else, or chunks
+        whose type the annotation does not say, are server-sent events.
+        """
+        if self.output_content_type != "application/json":
+            return self.output_content_type
+        return TEXT_MEDIA_TYPE if self.chunk_type in (str, bytes) else SSE_MEDIA_TYPE
+
+    def chunk_media_type(self, first: Any) -> str:
+        """The media type of a stream whose first chunk is ``first``: the one rule the server applies.
+
+        ``output_content_type`` when set; otherwise ``str``/``bytes`` chunks go out as ``text/plain``
+        unless they are SSE-framed, and structured chunks (dicts, models) as ``text/event-stream``.
+        """
+        if self.output_content_type != "application/json":
+            return self.output_content_type
+        if isinstance(first, str | bytes):
+            return SSE_MEDIA_TYPE if is_sse_framed(first) else TEXT_MEDIA_TYPE
+        return SSE_MEDIA_TYPE
 
     @property
     def description(self) -> str:

@@ -83,11 +83,12 @@ async def _empty() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover - makes this an async generator
 
 
-async def stream_response(result: Any, media_type: str) -> StreamingResponse:
+async def stream_response(result: Any, cord: Cord) -> StreamingResponse:
     """Wrap a sync or async iterator in a streaming response with SSE framing for structured chunks.
 
     The first chunk is produced before the response starts, so a generator that fails at once still
-    gets a proper error status instead of a truncated 200.
+    gets a proper error status instead of a truncated 200, and the media type follows what it is
+    (:meth:`Cord.chunk_media_type`).
     """
     source: AsyncIterator[Any]
     if inspect.isasyncgen(result) or hasattr(result, "__aiter__"):
@@ -97,8 +98,10 @@ async def stream_response(result: Any, media_type: str) -> StreamingResponse:
     try:
         first = await source.__anext__()
         body = _aiter_chunks(first, source)
+        media_type = cord.chunk_media_type(first)
     except StopAsyncIteration:
         body = _empty()
+        media_type = cord.stream_media_type
     return StreamingResponse(
         body,
         media_type=media_type,
@@ -116,7 +119,7 @@ async def to_response(cord: Cord, result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if is_stream(result):
-        return await stream_response(result, cord.stream_media_type)
+        return await stream_response(result, cord)
     if isinstance(result, bytes | bytearray | memoryview):
         return Response(bytes(result), media_type=cord.output_content_type)
     return Response(json_bytes(cord, result), media_type="application/json")

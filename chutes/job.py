@@ -18,12 +18,42 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
 RESERVED_NAMES = frozenset({"runs"})
 
 
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+"""The cron macros croniter and Kubernetes CronJobs understand, and the 5-field expression each stands for."""
+
+
+def cron_fields(schedule: str) -> str:
+    """The 5-field expression of a schedule: a macro like ``@daily`` expanded, anything else unchanged."""
+    return CRON_MACROS.get(schedule.strip().lower(), schedule)
+
+
 def check_schedule(schedule: str) -> str:
-    """Return ``schedule`` if it is a valid 5-field cron expression, else raise ``ChuteDefinitionError``."""
-    if not isinstance(schedule, str) or len(schedule.split()) != 5:
+    """Return ``schedule`` if it is a 5-field cron expression or a macro like ``@daily``.
+
+    Raises:
+        ChuteDefinitionError: Anything else, with what to write instead.
+    """
+    if not isinstance(schedule, str):
+        raise ChuteDefinitionError(f"schedule must be a string like '0 2 * * *' or '@daily', got {schedule!r}")
+    if schedule.strip().startswith("@"):
+        if schedule.strip().lower() in CRON_MACROS:
+            return schedule
         raise ChuteDefinitionError(
-            "schedule must be a 5-field cron expression like '0 2 * * *' (minute hour day month weekday), "
-            f"got {schedule!r}"
+            f"schedule {schedule!r} is not a cron macro: use one of {', '.join(CRON_MACROS)} "
+            "or 5 fields like '0 2 * * *'"
+        )
+    if len(schedule.split()) != 5:
+        raise ChuteDefinitionError(
+            "schedule must be a 5-field cron expression like '0 2 * * *' (minute hour day month weekday) "
+            f"or a macro like '@daily', got {schedule!r}"
         )
     try:
         times = croniter(schedule, datetime(2000, 1, 1))

@@ -24,3 +24,13 @@ def suggest_name(value: str) -> str | None:
     slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
     slug = slug[:NAME_MAX_LENGTH].rstrip("-")
     return slug or None
+
+
+def name_problem(value: str) -> str:
+    """What is wrong with an invalid name, with the nearest valid one to use instead when there is one.
+
+    ``'FLUX.1-schnell' is not a valid name: use lowercase letters, ...; did you mean 'flux-1-schnell'?``
+    """
+    suggestion = suggest_name(value)
+    hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+    return f"{value!r} is not a valid name: use {NAME_RULE}{hint}"

@@ -55,10 +55,11 @@ def _forwarding_endpoint(owner: object, cord: Cord) -> Any:
         runtime = getattr(owner, "_runtime", None)
         upstream = runtime.upstream() if runtime is not None else None
         request_id = str(getattr(request.state, "request_id", "")) or "-"
-        headers = getattr(owner, "passthrough_headers", None)
         body = await request.body()
         if upstream is None:  # the app served without the chute's server around it: a client per call
-            return ForwardedResponse(Upstream(headers), cord, body, request_id, close=True)
+            return ForwardedResponse(
+                Upstream(lambda: getattr(owner, "passthrough_headers", {})), cord, body, request_id, close=True
+            )
         return ForwardedResponse(upstream, cord, body, request_id, close=False)
 
     return endpoint

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="Log level of `serve`."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines of `serve`: `text`, or `json` for one JSON object per line."
+    )
     api_keys: str = Field(
         "", description="Comma-separated API keys; when set, cord, job and websocket routes need one."
     )
@@ -37,7 +40,7 @@ class Settings(BaseSettings):
     max_body_size: int = Field(16 * 1024 * 1024, ge=1, description="Largest request body in bytes; larger gets 413.")
     shutdown_grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish at shutdown.")
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

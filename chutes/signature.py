@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from chutes.errors import HandlerSignatureError
 
-__all__ = ["BindingKind", "HandlerSignature", "ValidationError"]
+__all__ = ["BindingKind", "HandlerSignature", "ValidationError", "check_chute_parameter"]
 
 
 class BindingKind(Enum):
@@ -29,6 +29,62 @@ class BindingKind(Enum):
 
 
 _DICT_ADAPTER: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def _can_be_chute(annotation: Any) -> bool:
+    """Whether a first parameter annotated ``annotation`` can receive the chute."""
+    if annotation is inspect.Parameter.empty or annotation in (Any, object, typing.Self):
+        return True
+    if isinstance(annotation, str):  # not resolvable here (a name imported only for type checkers)
+        return "Chute" in annotation or annotation.strip("'\"") in ("Any", "object", "Self", "typing.Any")
+    if isinstance(annotation, typing.TypeVar):
+        return True
+    # By name, not by class: this module sits below ``chutes.chute`` and must not import it.
+    return inspect.isclass(annotation) and any(base.__name__ == "Chute" for base in annotation.__mro__)
+
+
+def check_chute_parameter(func: Callable[..., Any], what: str, hints: Mapping[str, Any] | None = None) -> None:
+    """Raise ``HandlerSignatureError`` unless ``func``'s first parameter can be the chute (``self``).
+
+    A handler written without ``self`` would otherwise pass every check and then receive the chute in
+    its first input parameter, failing on every call. The first parameter must be positional, and either
+    annotated with the chute's class or unannotated and named ``self``.
+    """
+    name = getattr(func, "__qualname__", repr(func))
+    short = getattr(func, "__name__", "handler")
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return  # no signature to read (a builtin): reported where the signature is needed
+    shown = ", ".join(_show(param) for param in params)
+    fix = f"add self first: def {short}(self{', ' if shown else ''}{shown})"
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        raise HandlerSignatureError(f"{what} {name} must take the chute as its first parameter; {fix}")
+    first = params[0]
+    if hints is None:
+        try:
+            hints = typing.get_type_hints(func)
+        except Exception:  # an unresolvable annotation elsewhere: read the first one as written
+            hints = {}
+    annotation = hints.get(first.name, first.annotation)
+    if not _can_be_chute(annotation):
+        kind = getattr(annotation, "__name__", None) or repr(annotation)
+        raise HandlerSignatureError(
+            f"{what} {name}: its first parameter {_show(first)!r} receives the chute, which is not a {kind}; {fix}"
+        )
+    if annotation is inspect.Parameter.empty and first.name != "self":
+        raise HandlerSignatureError(
+            f"{what} {name}: its first parameter {first.name!r} receives the chute; name it self "
+            f"(or annotate it as Chute), or, if {first.name!r} is an input, {fix}"
+        )
+
+
+def _show(param: inspect.Parameter) -> str:
+    """A parameter as its author wrote it (``prompt: str``), string annotations unquoted."""
+    if isinstance(param.annotation, str):
+        text = f"{param.name}: {param.annotation}"
+        return text if param.default is inspect.Parameter.empty else f"{text} = {param.default!r}"
+    return str(param)
 
 
 def _is_model(annotation: Any) -> bool:
@@ -108,10 +164,7 @@ class HandlerSignature:
         except Exception as exc:  # an unresolvable forward reference in user code
             raise HandlerSignatureError(f"{what} {name}: cannot resolve its type hints ({exc})") from None
         params = list(sig.parameters.values())
-        if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
-            raise HandlerSignatureError(
-                f"{what} {name} must take the chute as its first parameter: def {func.__name__}(self, ...)"
-            )
+        check_chute_parameter(func, what, hints)
         request_param: str | None = None
         inputs: list[inspect.Parameter] = []
         for param in params[1:]:

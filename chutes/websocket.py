@@ -9,6 +9,7 @@ from typing import Any
 
 from chutes.errors import ChuteDefinitionError
 from chutes.path import check_path
+from chutes.signature import check_chute_parameter
 
 
 @dataclass(eq=False)
@@ -27,6 +28,7 @@ class Websocket:
             raise ChuteDefinitionError(
                 f"websocket handler {self.name} must take (self, websocket), got ({', '.join(params)})"
             )
+        check_chute_parameter(self.func, "websocket handler")
 
     @property
     def name(self) -> str:

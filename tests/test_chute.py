@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -242,3 +243,121 @@ def test_cron_errors_name_the_field(schedule: str, field: str) -> None:
     chute = make()
     with pytest.raises(ChuteDefinitionError, match=f"the {field}"):
         chute.job(name="j", schedule=schedule)(lambda self: None)
+
+
+# -- the chutes SDK's cord options --------------------------------------------------------------------------
+
+
+def test_cord_without_public_api_path_is_served_at_its_function_name() -> None:
+    from fastapi.testclient import TestClient
+
+    chute = make()
+
+    @chute.cord()
+    async def summarize(self: Chute, text: str) -> str:
+        return text[:3]
+
+    @chute.cord(path="/sdk-path", provision_timeout=600)
+    async def other(self: Chute) -> int:
+        return 7
+
+    assert [(c.public_api_path, c.provision_timeout) for c in chute.cords] == [("/summarize", None), ("/sdk-path", 600)]
+    with TestClient(chute) as client:
+        assert client.post("/summarize", json={"text": "abcdef"}).json() == "abc"
+        assert client.post("/sdk-path").json() == 7
+    assert "/summarize" in chute.app.openapi()["paths"]
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, True, "60"])
+def test_provision_timeout_is_whole_seconds(value: object) -> None:
+    chute = make()
+    with pytest.raises(ChuteDefinitionError, match="provision_timeout"):
+        chute.cord(public_api_path="/x", provision_timeout=value)(lambda self: 1)  # type: ignore[arg-type]
+
+
+def test_cord_path_is_checked_like_public_api_path() -> None:
+    chute = make()
+    with pytest.raises(ChuteDefinitionError, match="must start with '/'"):
+        chute.cord(path="relative")(lambda self: 1)
+
+
+# -- the chute as a FastAPI app -----------------------------------------------------------------------------
+
+
+def test_fastapi_methods_act_on_the_app() -> None:
+    from fastapi import APIRouter, Request
+    from fastapi.responses import JSONResponse
+    from fastapi.testclient import TestClient
+    from starlette.applications import Starlette
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    chute = make()
+
+    class Boom(Exception):
+        pass
+
+    @chute.get("/status")
+    async def status() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @chute.post("/items")
+    async def create(item: dict[str, Any]) -> dict[str, Any]:
+        return {"created": item}
+
+    @chute.put("/items/{key}")
+    async def replace(key: str) -> dict[str, str]:
+        return {"replaced": key}
+
+    @chute.patch("/items/{key}")
+    async def update(key: str) -> dict[str, str]:
+        return {"patched": key}
+
+    @chute.delete("/items/{key}")
+    async def remove(key: str) -> dict[str, str]:
+        return {"deleted": key}
+
+    @chute.get("/boom")
+    async def boom() -> None:
+        raise Boom
+
+    @chute.exception_handler(Boom)
+    async def on_boom(request: Request, exc: Boom) -> JSONResponse:
+        return JSONResponse({"boom": True}, status_code=418)
+
+    @chute.middleware("http")
+    async def stamp(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["X-Stamp"] = "1"
+        return response
+
+    class Tag(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: Any) -> Any:
+            response = await call_next(request)
+            response.headers["X-Tag"] = "t"
+            return response
+
+    chute.add_middleware(Tag)
+    router = APIRouter(prefix="/admin")
+
+    @router.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    chute.include_router(router)
+    chute.mount("/static", Starlette(routes=[Route("/hello", lambda request: PlainTextResponse("hi"))]), name="static")
+
+    with TestClient(chute) as client:
+        response = client.get("/status")
+        assert response.json() == {"ok": "yes"}
+        assert (response.headers["x-stamp"], response.headers["x-tag"]) == ("1", "t")
+        assert client.post("/items", json={"a": 1}).json() == {"created": {"a": 1}}
+        assert client.put("/items/k").json() == {"replaced": "k"}
+        assert client.patch("/items/k").json() == {"patched": "k"}
+        assert client.delete("/items/k").json() == {"deleted": "k"}
+        teapot = client.get("/boom")
+        assert (teapot.status_code, teapot.json()) == (418, {"boom": True})
+        assert client.get("/admin/ping").json() == "pong"
+        assert client.get("/static/hello").text == "hi"
+        assert client.get("/_health").status_code == 200

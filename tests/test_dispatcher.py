@@ -87,6 +87,19 @@ def build() -> Chute:
         for i in range(n):
             yield f"tok{i} "
 
+    @chute.cord(public_api_path="/stream-framed", stream=True)
+    async def stream_framed(self: Chute):  # type: ignore[no-untyped-def]
+        yield b'data: {"token": "a"}\n\n'
+        yield "data: [DONE]\n\n"
+
+    @chute.cord(public_api_path="/stream-bytes", stream=True)
+    def stream_bytes(self: Chute):  # type: ignore[no-untyped-def]
+        yield b"raw"
+
+    @chute.cord(public_api_path="/stream-csv", stream=True, output_content_type="text/csv")
+    async def stream_csv(self: Chute) -> AsyncIterator[str]:
+        yield "a,b\n"
+
     @chute.cord(public_api_path="/stream-sse", stream=True)
     def stream_sse(self: Chute) -> Iterator[dict[str, int]]:
         yield {"i": 0}
@@ -227,9 +240,20 @@ def test_other_exceptions_are_500_logged_and_not_leaked(client: TestClient, capl
 def test_streams_str_raw_and_dicts_as_sse(client: TestClient) -> None:
     raw = client.post("/stream-str", json={"n": 2})
     assert raw.text == "tok0 tok1 "
-    assert raw.headers["content-type"].startswith("text/event-stream")
+    assert raw.headers["content-type"] == "text/plain; charset=utf-8"
     sse = client.post("/stream-sse")
     assert sse.text == 'data: {"i":0}\n\ndata: {"i":1}\n\n'
+    assert sse.headers["content-type"].startswith("text/event-stream")
+
+
+def test_text_streams_are_plain_text_unless_sse_framed_or_typed(client: TestClient) -> None:
+    framed = client.post("/stream-framed")
+    assert framed.text == 'data: {"token": "a"}\n\ndata: [DONE]\n\n'
+    assert framed.headers["content-type"].startswith("text/event-stream")
+    raw = client.post("/stream-bytes")
+    assert (raw.content, raw.headers["content-type"]) == (b"raw", "text/plain; charset=utf-8")
+    csv = client.post("/stream-csv")
+    assert (csv.text, csv.headers["content-type"]) == ("a,b\n", "text/csv; charset=utf-8")
     assert client.post("/stream-models").text == 'data: {"name":"a","total":1}\n\n'
 
 

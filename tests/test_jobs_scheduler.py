@@ -45,6 +45,28 @@ def test_next_fire_reads_the_schedule_in_its_time_zone() -> None:
     assert next_fire("*/15 * * * *", time_zone("UTC"), ts("2024-01-15T10:30:00")) == ts("2024-01-15T10:45:00")
 
 
+@pytest.mark.parametrize(
+    ("macro", "fires"),
+    [
+        ("@yearly", "2025-01-01T00:00:00"),
+        ("@annually", "2025-01-01T00:00:00"),
+        ("@monthly", "2024-02-01T00:00:00"),
+        ("@weekly", "2024-01-21T00:00:00"),
+        ("@daily", "2024-01-16T00:00:00"),
+        ("@midnight", "2024-01-16T00:00:00"),
+        ("@hourly", "2024-01-15T11:00:00"),
+    ],
+)
+def test_cron_macros_are_accepted_and_fire_when_they_say(macro: str, fires: str) -> None:
+    assert check_schedule(macro) == macro
+    assert next_fire(macro, time_zone("UTC"), ts("2024-01-15T10:30:00")) == ts(fires)
+
+
+def test_an_unknown_macro_lists_the_known_ones() -> None:
+    with pytest.raises(ChuteDefinitionError, match="'@fortnightly' is not a cron macro: use one of @yearly"):
+        check_schedule("@fortnightly")
+
+
 def test_an_unknown_time_zone_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
         time_zone("Mars/Olympus")

@@ -93,12 +93,36 @@ def test_cord_input_table_nested_model_and_minimal_example() -> None:
     ) in chat
 
 
-def test_streaming_cord_has_an_sse_example() -> None:
+def test_a_text_stream_is_described_as_text() -> None:
     stream = section(render_readme(make()), "### `POST /stream`")
-    assert "**Output** (streamed as `text/event-stream`" in stream
-    assert "Each event: JSON: string." in stream
+    assert "**Output** (streamed as raw text chunks, `text/plain` (`text/event-stream` when the chunks" in stream
+    assert "Text, chunk by chunk, as the cord yields it." in stream
+    assert "data: <json>" not in stream
     assert "curl -N -X POST http://localhost:8000/stream" in stream
     assert """-d '{"prompt": "string"}'""" in stream
+
+
+def test_streams_are_described_by_what_they_send() -> None:
+    chute = Chute(username="acme", name="streams", image="python:3.11")
+
+    @chute.cord(public_api_path="/events", stream=True)
+    async def events(self: Chute) -> AsyncIterator[dict[str, int]]:
+        yield {"i": 0}
+
+    @chute.cord(public_api_path="/untyped", stream=True)
+    async def untyped(self: Chute):  # type: ignore[no-untyped-def]
+        yield "x"
+
+    @chute.cord(public_api_path="/csv", stream=True, output_content_type="text/csv")
+    async def csv(self: Chute) -> AsyncIterator[str]:
+        yield "a,b\n"
+
+    text = render_readme(chute)
+    events_doc = section(text, "### `POST /events`")
+    assert "**Output** (streamed as `text/event-stream`: one `data: <json>` event per chunk):" in events_doc
+    assert "Each event: JSON: object with integer values." in events_doc
+    assert "text chunks as they are, `text/plain`" in section(text, "### `POST /untyped`")
+    assert "**Output** (streamed as `text/csv`):" in section(text, "### `POST /csv`")
 
 
 def test_get_cord_uses_the_query_string() -> None:

@@ -28,6 +28,11 @@ from chutes.render.schedule import describe_schedule
         ("0 9-17 * * *", "every hour from 09:00 through 17:00 UTC"),
         ("*/10 9 * * *", "every 10 minutes from 09:00 through 09:59 UTC"),
         ("0 2 * JAN *", "every day at 02:00 UTC in January"),
+        ("@yearly", "on day 1 of January at 00:00 UTC"),
+        ("@monthly", "on day 1 of every month at 00:00 UTC"),
+        ("@weekly", "every Sunday at 00:00 UTC"),
+        ("@daily", "every day at 00:00 UTC"),
+        ("@hourly", "every hour at minute 0"),
     ],
 )
 def test_describe_schedule(expression: str, words: str) -> None:

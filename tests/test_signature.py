@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
+from starlette.websockets import WebSocket
 
+from chutes.chute import Chute
 from chutes.errors import HandlerSignatureError
 from chutes.signature import BindingKind, HandlerSignature
 
@@ -67,6 +69,65 @@ def test_input_schema_overrides_annotation() -> None:
 def test_unusable_signatures(func: Any, message: str) -> None:
     with pytest.raises(HandlerSignatureError, match=message):
         HandlerSignature.of(func)
+
+
+async def _generate(prompt: str) -> str:
+    return prompt
+
+
+async def _echo(text):  # type: ignore[no-untyped-def]
+    return text
+
+
+async def _with_request(request: Request) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (
+            _generate,
+            r"first parameter 'prompt: str' receives the chute, which is not a str; "
+            r"add self first: def _generate\(self, prompt: str\)",
+        ),
+        (
+            _echo,
+            r"first parameter 'text' receives the chute; name it self \(or annotate it as Chute\), or, if 'text' "
+            r"is an input, add self first: def _echo\(self, text\)",
+        ),
+        (_with_request, r"which is not a Request; add self first"),
+    ],
+)
+def test_a_handler_without_self_is_refused_with_the_fix(func: Any, message: str) -> None:
+    with pytest.raises(HandlerSignatureError, match=message):
+        HandlerSignature.of(func, what="cord")
+
+
+def test_the_chute_parameter_may_be_annotated_with_any_name() -> None:
+    async def handler(chute: Chute, text: str) -> str:
+        return text
+
+    assert HandlerSignature.of(handler).field_names == ("text",)
+
+
+def test_decorators_refuse_a_handler_without_self() -> None:
+    chute = Chute(username="acme", name="demo", image="python:3.11")
+    with pytest.raises(HandlerSignatureError, match="add self first"):
+        chute.cord(public_api_path="/generate")(_generate)
+    with pytest.raises(HandlerSignatureError, match="add self first"):
+        chute.job()(_echo)
+    with pytest.raises(HandlerSignatureError, match="startup hook .*add self first"):
+        chute.on_startup()(_generate)
+    with pytest.raises(HandlerSignatureError, match="shutdown hook .*add self first"):
+        chute.on_shutdown()(_generate)
+
+    async def chat(websocket: WebSocket, extra: int) -> None:
+        return None
+
+    with pytest.raises(HandlerSignatureError, match="websocket handler .*add self first"):
+        chute.websocket("/chat")(chat)
+    assert (chute.cords, chute.jobs, chute.startup_hooks, chute.websockets) == ([], {}, [], [])
 
 
 def test_unresolvable_annotation_is_a_clear_error() -> None:

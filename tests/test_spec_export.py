@@ -94,10 +94,88 @@ def test_disabled_docs_url_is_written_as_an_empty_string(tmp_path: Path) -> None
     assert data["image"] == {"username": "a", "name": "b", "tag": "1", "steps": [{"apt_install": ["git"]}]}
     (tmp_path / "chute.toml").write_text(export_text(chute), encoding="utf-8")
     loaded = load_spec(tmp_path / "chute.toml")
-    assert loaded.app.docs_url == ""
+    assert loaded.fastapi_kwargs["docs_url"] == ""
+    assert loaded.app.docs_url is None
     assert loaded.image == chute.image
 
 
 def test_unknown_format_is_an_error() -> None:
     with pytest.raises(ExportError, match="unknown spec format"):
         export_text(load_spec(ROOT / "specs" / "hello" / "chute.toml"), "json")
+
+
+SDK_HANDLERS = """
+async def load(self):
+    self.loaded = True
+
+
+async def warm(self):
+    self.warm = True
+
+
+async def summarize(self, text: str) -> str:
+    return text[:5]
+"""
+
+SDK_SPEC = """
+[chute]
+username = "acme"
+name = "sdk-keys"
+image = "python:3.11"
+max_instances = 4
+scaling_threshold = 0.6
+shutdown_after_seconds = 900
+allow_external_egress = false
+passthrough_headers = { X-Tenant = "acme" }
+tee = true
+encrypted_fs = true
+lock_modules = false
+
+[[on_startup]]
+handler = "sdk_handlers:load"
+priority = 90
+
+[[on_startup]]
+handler = "sdk_handlers:warm"
+priority = 10
+
+[[cord]]
+handler = "sdk_handlers:summarize"
+provision_timeout = 300
+"""
+
+
+def test_sdk_keys_load_and_export_back(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from chutes.chute.registry import registry_of
+
+    (tmp_path / "sdk_handlers.py").write_text(SDK_HANDLERS, encoding="utf-8")
+    (tmp_path / "chute.toml").write_text(SDK_SPEC, encoding="utf-8")
+    chute = load_spec(tmp_path / "chute.toml")
+    assert (chute.max_instances, chute.scaling_threshold, chute.shutdown_after_seconds) == (4, 0.6, 900)
+    assert (chute.allow_external_egress, chute.passthrough_headers) == (False, {"X-Tenant": "acme"})
+    assert (chute.tee, chute.encrypted_fs, chute.lock_modules) == (True, True, False)
+    assert [hook.__name__ for hook in registry_of(chute).startup_hooks] == ["warm", "load"]
+    [cord] = registry_of(chute).cords
+    assert (cord.public_api_path, cord.provision_timeout) == ("/summarize", 300)
+    with TestClient(chute) as client:
+        assert client.post("/summarize", json={"text": "abcdefgh"}).json() == "abcde"
+
+    data = export_data(chute)
+    assert {key: data["chute"][key] for key in ("max_instances", "tee", "lock_modules", "passthrough_headers")} == {
+        "max_instances": 4,
+        "tee": True,
+        "lock_modules": False,
+        "passthrough_headers": {"X-Tenant": "acme"},
+    }
+    assert "concurrency" in data["chute"]
+    assert data["on_startup"] == [
+        {"handler": "sdk_handlers:load", "priority": 90},
+        {"handler": "sdk_handlers:warm", "priority": 10},
+    ]
+    assert data["cord"] == [
+        {"handler": "sdk_handlers:summarize", "public_api_path": "/summarize", "provision_timeout": 300}
+    ]
+    (tmp_path / "again.toml").write_text(export_text(chute), encoding="utf-8")
+    assert export_data(load_spec(tmp_path / "again.toml")) == data

@@ -10,20 +10,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chutes.chute.registry import DEFAULT_PRIORITY, Declared, Hook, attach_registry, registry_of
 from chutes.cord import Cord
+from chutes.deployment import DeploymentFields
 from chutes.errors import ChuteDefinitionError
 from chutes.image import Image
 from chutes.job import Job
-from chutes.name import NAME_RULE, is_valid_name
+from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
+from chutes.openapi_docs import add_offline_docs, docs_urls
 from chutes.route import add_cord_route, add_websocket_route
+from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
 
 if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from chutes.server.runtime import Runtime
 
@@ -32,8 +36,8 @@ __all__ = ["Chute", "ChuteConfig"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ChuteConfig(BaseModel):
-    """The chute's validated settings, read-only (``chute.config``)."""
+class ChuteConfig(DeploymentFields):
+    """The chute's validated settings, read-only (``chute.config``), deployment keywords included."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -49,7 +53,7 @@ class ChuteConfig(BaseModel):
     @classmethod
     def _check_name(cls, value: str) -> str:
         if not is_valid_name(value):
-            raise ValueError(f"{value!r} is not a valid name: use {NAME_RULE}")
+            raise ValueError(name_problem(value))
         return value
 
     @field_validator("concurrency", mode="before")
@@ -63,8 +67,19 @@ class ChuteConfig(BaseModel):
 class Chute:
     """A deployable AI application: metadata, image, hardware, and the functions it serves.
 
-    A ``Chute`` is an ASGI application (``uvicorn module:chute``); its FastAPI app is :attr:`app`.
+    A ``Chute`` is an ASGI application (``uvicorn module:chute``); its FastAPI app is :attr:`app`, and
+    FastAPI's own decorators and methods (``@chute.get``, ``chute.add_middleware``, ...) act on it.
+
+    ``cords``, ``jobs``, ``websockets``, ``startup_hooks`` and ``shutdown_hooks`` read what the chute
+    declared until user code assigns its own value to one of those names (``self.jobs = {}`` in a hook
+    is the user's attribute); the framework itself reads the registry (:func:`registry_of`).
     """
+
+    cords: Declared[list[Cord]] = Declared()
+    jobs: Declared[dict[str, Job]] = Declared()
+    websockets: Declared[list[Websocket]] = Declared()
+    startup_hooks: Declared[list[Callable[..., Any]]] = Declared()
+    shutdown_hooks: Declared[list[Callable[..., Any]]] = Declared()
 
     def __init__(
         self,
@@ -77,9 +92,18 @@ class Chute:
         revision: str | None = None,
         node_selector: NodeSelector | dict[str, Any] | None = None,
         concurrency: int = 1,
+        max_instances: int | None = None,
+        scaling_threshold: float = 0.75,
+        shutdown_after_seconds: int = 300,
+        allow_external_egress: bool = True,
         passthrough_headers: dict[str, str] | None = None,
+        tee: bool = False,
+        encrypted_fs: bool = False,
+        lock_modules: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        # The deployment keywords (max_instances ... lock_modules) are the published SDK's, with its ranges;
+        # they shape the generated manifests (README, "Deployment keywords") and never reach FastAPI.
         self._config = ChuteConfig(
             username=username,
             name=name,
@@ -88,6 +112,14 @@ class Chute:
             standard_template=standard_template,
             revision=revision,
             concurrency=concurrency,
+            max_instances=max_instances,
+            scaling_threshold=scaling_threshold,
+            shutdown_after_seconds=shutdown_after_seconds,
+            allow_external_egress=allow_external_egress,
+            passthrough_headers={} if passthrough_headers is None else passthrough_headers,
+            tee=tee,
+            encrypted_fs=encrypted_fs,
+            lock_modules=lock_modules,
         )
         if isinstance(image, str):
             if not image.strip() or any(c.isspace() for c in image):
@@ -100,16 +132,13 @@ class Chute:
         elif node_selector is not None and not isinstance(node_selector, NodeSelector):
             raise ChuteDefinitionError(f"node_selector must be a NodeSelector, got {type(node_selector).__name__}")
         self.node_selector: NodeSelector | None = node_selector
-        self.passthrough_headers: dict[str, str] = _check_headers(passthrough_headers)
         self.fastapi_kwargs: dict[str, Any] = dict(kwargs)
-        app_kwargs = {"title": name, "description": tagline} | kwargs
+        app_kwargs, docs_url, redoc_url = docs_urls({"title": name, "description": tagline} | kwargs)
         self._app = FastAPI(**app_kwargs)
+        # Swagger UI and ReDoc from assets the chute serves itself: /docs works on a machine without internet.
+        add_offline_docs(self._app, docs_url, redoc_url)
         self._logger = logging.getLogger(f"chutes.{name}")
-        self.cords: list[Cord] = []
-        self.jobs: dict[str, Job] = {}
-        self.websockets: list[Websocket] = []
-        self.startup_hooks: list[Callable[..., Any]] = []
-        self.shutdown_hooks: list[Callable[..., Any]] = []
+        attach_registry(self)
         # Module namespaces whose plain `def f(self, ...)` helpers become methods of the chute, as the
         # reference's examples call `self.helper(...)` on module-level functions.
         caller = sys._getframe(1).f_globals
@@ -155,6 +184,46 @@ class Chute:
         return self._config.concurrency
 
     @property
+    def max_instances(self) -> int | None:
+        """Most replicas an autoscaler may run, or None for a fixed number of replicas."""
+        return self._config.max_instances
+
+    @property
+    def scaling_threshold(self) -> float:
+        """Busy fraction of concurrency above which the autoscaler adds replicas."""
+        return self._config.scaling_threshold
+
+    @property
+    def shutdown_after_seconds(self) -> int:
+        """Idle seconds after which replicas are scaled in."""
+        return self._config.shutdown_after_seconds
+
+    @property
+    def allow_external_egress(self) -> bool:
+        """Whether the chute may connect outside the cluster."""
+        return self._config.allow_external_egress
+
+    @property
+    def passthrough_headers(self) -> dict[str, str]:
+        """Headers added to every request a passthrough cord forwards upstream."""
+        return dict(self._config.passthrough_headers)
+
+    @property
+    def tee(self) -> bool:
+        """Hosted platform only: run in a trusted execution environment."""
+        return self._config.tee
+
+    @property
+    def encrypted_fs(self) -> bool:
+        """Hosted platform only: encrypt the filesystem."""
+        return self._config.encrypted_fs
+
+    @property
+    def lock_modules(self) -> bool | None:
+        """Hosted platform only: lock the importable modules."""
+        return self._config.lock_modules
+
+    @property
     def config(self) -> ChuteConfig:
         """A read-only view of the chute's settings (``name``, ``username``, ``concurrency``, ...)."""
         return self._config
@@ -176,29 +245,37 @@ class Chute:
         if isinstance(namespace, dict) and all(namespace is not known for known in self._namespaces):
             self._namespaces.append(namespace)
 
-    def on_startup(self) -> Callable[[F], F]:
-        """Register ``async def hook(self)`` to run at startup, before the server takes requests."""
+    def on_startup(self, priority: int = DEFAULT_PRIORITY) -> Callable[[F], F]:
+        """Register ``async def hook(self)`` to run at startup, before the server takes requests.
+
+        Args:
+            priority: Lower runs first (default 50); hooks of equal priority run in declaration order.
+        """
+        return self._hook(registry_of(self).startup, priority, "startup hook")
+
+    def on_shutdown(self, priority: int = DEFAULT_PRIORITY) -> Callable[[F], F]:
+        """Register ``async def hook(self)`` to run at shutdown.
+
+        Args:
+            priority: Lower runs first (default 50); hooks of equal priority run in declaration order.
+        """
+        return self._hook(registry_of(self).shutdown, priority, "shutdown hook")
+
+    def _hook(self, hooks: list[Hook], priority: int, what: str) -> Callable[[F], F]:
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ChuteDefinitionError(f"hook priority must be an integer (lower runs first), got {priority!r}")
 
         def decorator(func: F) -> F:
+            check_chute_parameter(func, what)
             self._remember(func)
-            self.startup_hooks.append(func)
-            return func
-
-        return decorator
-
-    def on_shutdown(self) -> Callable[[F], F]:
-        """Register ``async def hook(self)`` to run at shutdown."""
-
-        def decorator(func: F) -> F:
-            self._remember(func)
-            self.shutdown_hooks.append(func)
+            hooks.append(Hook(func, priority))
             return func
 
         return decorator
 
     def cord(
         self,
-        public_api_path: str,
+        public_api_path: str | None = None,
         method: str = "POST",
         input_schema: type[BaseModel] | None = None,
         output_schema: type[BaseModel] | None = None,
@@ -206,11 +283,17 @@ class Chute:
         output_content_type: str = "application/json",
         stream: bool = False,
         public_api_method: str | None = None,
+        path: str | None = None,
+        provision_timeout: int | None = None,
         passthrough: bool = False,
         passthrough_path: str | None = None,
         passthrough_port: int | None = None,
     ) -> Callable[[F], F]:
         """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour").
+
+        Without ``public_api_path`` the cord is served at ``path`` (the SDK's name for it), else at
+        ``/<function name>``. ``provision_timeout`` is the SDK's client-side wait for a cold chute: kept in
+        the cord and its spec, it has no effect on the server.
 
         With ``passthrough=True`` the function is not called: the request is forwarded to
         ``http://127.0.0.1:<passthrough_port><passthrough_path>`` (the cord's path and port 8000 by
@@ -219,31 +302,36 @@ class Chute:
         if public_api_method is not None:
             warnings.warn("public_api_method is deprecated; use method", DeprecationWarning, stacklevel=2)
             method = public_api_method
+        registry = registry_of(self)
 
         def decorator(func: F) -> F:
+            route = public_api_path
+            if route is None:
+                route = path if path is not None else "/" + str(getattr(func, "__name__", "cord"))
             cord = Cord(
                 func=func,
-                public_api_path=public_api_path,
+                public_api_path=route,
                 method=method,
                 input_schema=input_schema,
                 output_schema=output_schema,
                 minimal_input_schema=minimal_input_schema,
                 output_content_type=output_content_type,
                 stream=stream,
+                provision_timeout=provision_timeout,
                 passthrough=passthrough,
                 passthrough_path=passthrough_path,
                 passthrough_port=passthrough_port,
                 localns=sys._getframe(1).f_locals,
             )
-            for other in self.cords:
+            for other in registry.cords:
                 if (other.public_api_path, other.method) == (cord.public_api_path, cord.method):
                     raise ChuteDefinitionError(
                         f"cord {cord.name}: {cord.method} {cord.public_api_path} is already served by cord {other.name}"
                     )
-            if any(ws.path == cord.public_api_path for ws in self.websockets):
+            if any(ws.path == cord.public_api_path for ws in registry.websockets):
                 raise ChuteDefinitionError(f"cord {cord.name}: {cord.public_api_path} is already a websocket path")
             self._remember(func)
-            self.cords.append(cord)
+            registry.cords.append(cord)
             add_cord_route(self._app, self, cord)
             return func
 
@@ -262,10 +350,11 @@ class Chute:
             job = Job(
                 func=func, name=name or func.__name__, schedule=schedule, retry_count=retry_count, timeout=timeout
             )
-            if job.name in self.jobs:
+            jobs = registry_of(self).jobs
+            if job.name in jobs:
                 raise ChuteDefinitionError(f"job {job.name!r} is declared twice")
             self._remember(func)
-            self.jobs[job.name] = job
+            jobs[job.name] = job
             return func
 
         return decorator
@@ -273,18 +362,64 @@ class Chute:
     def websocket(self, path: str) -> Callable[[F], F]:
         """Serve ``async def handler(self, websocket)`` as a websocket at ``path``."""
 
+        registry = registry_of(self)
+
         def decorator(func: F) -> F:
             ws = Websocket(func=func, path=path)
-            if any(other.path == ws.path for other in self.websockets):
+            if any(other.path == ws.path for other in registry.websockets):
                 raise ChuteDefinitionError(f"websocket {ws.name}: {ws.path} is already a websocket path")
-            if any(cord.public_api_path == ws.path for cord in self.cords):
+            if any(cord.public_api_path == ws.path for cord in registry.cords):
                 raise ChuteDefinitionError(f"websocket {ws.name}: {ws.path} is already a cord path")
             self._remember(func)
-            self.websockets.append(ws)
+            registry.websockets.append(ws)
             add_websocket_route(self._app, self, ws)
             return func
 
         return decorator
+
+    # -- the FastAPI app ----------------------------------------------------------------------------
+    # The published SDK's Chute is a FastAPI subclass, so its users write `@chute.get(...)` and
+    # `chute.add_middleware(...)`; these act on `chute.app`, which the server serves behind its guards.
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Add a plain FastAPI GET route to :attr:`app` (``@chute.get("/status")``); no ``self`` is passed."""
+        return self._app.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Add a plain FastAPI POST route to :attr:`app`."""
+        return self._app.post(path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Add a plain FastAPI PUT route to :attr:`app`."""
+        return self._app.put(path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Add a plain FastAPI DELETE route to :attr:`app`."""
+        return self._app.delete(path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Add a plain FastAPI PATCH route to :attr:`app`."""
+        return self._app.patch(path, **kwargs)
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """Add an ASGI middleware to :attr:`app` (``chute.add_middleware(CORSMiddleware, allow_origins=...)``)."""
+        self._app.add_middleware(middleware_class, *args, **kwargs)
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """Add a function middleware to :attr:`app` (``@chute.middleware("http")``)."""
+        return self._app.middleware(middleware_type)
+
+    def exception_handler(self, exc_class_or_status_code: int | type[Exception]) -> Callable[[F], F]:
+        """Add an exception handler to :attr:`app` (``@chute.exception_handler(MyError)``)."""
+        return self._app.exception_handler(exc_class_or_status_code)
+
+    def include_router(self, router: APIRouter, **kwargs: Any) -> None:
+        """Include a FastAPI ``APIRouter`` in :attr:`app`."""
+        self._app.include_router(router, **kwargs)
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        """Mount an ASGI application (static files, a sub-app) on :attr:`app` at ``path``."""
+        self._app.mount(path, app, name=name)
 
     # -- behaviour ----------------------------------------------------------------------------------
 
@@ -304,10 +439,11 @@ class Chute:
         # module-level helpers written as `def helper(self, ...)`, bound to this chute.
         if name.startswith("__") or "_namespaces" not in self.__dict__:
             raise AttributeError(name)
-        for cord in self.__dict__["cords"]:
+        registry = registry_of(self)
+        for cord in registry.cords:
             if cord.name == name:
                 return types.MethodType(cord.func, self)
-        for job in self.__dict__["jobs"].values():
+        for job in registry.jobs.values():
             if getattr(job.func, "__name__", None) == name:
                 return types.MethodType(job.func, self)
         for namespace in self.__dict__["_namespaces"]:
@@ -332,16 +468,11 @@ class Chute:
         serve_chute(self, host=host, port=port, reload=reload, log_level=log_level)
 
     def __repr__(self) -> str:
-        return f"Chute(username={self.username!r}, name={self.name!r}, cords={len(self.cords)}, jobs={len(self.jobs)})"
-
-
-def _check_headers(value: object) -> dict[str, str]:
-    """``passthrough_headers``: header names and values, both strings, sent with every passthrough call."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ChuteDefinitionError(f"passthrough_headers must be a dict of header names to strings, got {value!r}")
-    return dict(value)
+        registry = registry_of(self)
+        return (
+            f"Chute(username={self.username!r}, name={self.name!r}, "
+            f"cords={len(registry.cords)}, jobs={len(registry.jobs)})"
+        )
 
 
 def _takes_self(func: Callable[..., Any]) -> bool:

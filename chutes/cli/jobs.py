@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from chutes.chute.registry import registry_of
+
 if TYPE_CHECKING:
     from chutes.chute import Chute
     from chutes.jobs.store import Run
@@ -61,8 +63,8 @@ def _service(chute: Chute) -> Any:
 
 
 def _check_job(chute: Chute, name: str) -> None:
-    if name not in chute.jobs:
-        known = ", ".join(sorted(chute.jobs)) or "none"
+    if name not in registry_of(chute).jobs:
+        known = ", ".join(sorted(registry_of(chute).jobs)) or "none"
         raise JobCommandError(f"job {name!r} not found in chute {chute.name} (its jobs: {known})")
 
 
@@ -99,7 +101,7 @@ def submit_job(args: argparse.Namespace) -> int:
     chute = _load(args.target)
     _check_job(chute, args.name)
     service = _service(chute)
-    job = chute.jobs[args.name]
+    job = registry_of(chute).jobs[args.name]
     try:
         stored = input_json(job, args.input.encode())
     except ValidationError as exc:
@@ -136,12 +138,12 @@ def run_job(args: argparse.Namespace) -> int:
 async def _run_with_hooks(chute: Chute, service: Any, name: str, body: bytes) -> Run:
     from chutes.invoke import run_hooks
 
-    await run_hooks(chute.startup_hooks, chute)
+    await run_hooks(registry_of(chute).startup_hooks, chute)
     try:
         run: Run = await service.run_once(name, body)
         return run
     finally:
-        await run_hooks(chute.shutdown_hooks, chute)
+        await run_hooks(registry_of(chute).shutdown_hooks, chute)
 
 
 def show_run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
             reload=args.reload,
             workers=args.workers,
             log_level=args.log_level or settings.log_level,
+            log_format=settings.log_format,
         )
     except SystemExit as exc:
         # uvicorn exits with 3 when the chute fails to start (a startup hook or a setting): a failed check.

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from chutes.chute.registry import registry_of
 from chutes.jobs.service import UnknownJobError
 from chutes.jobs.store import RunFinishedError, RunNotFoundError
 
@@ -79,7 +80,7 @@ def build_router(service: JobService) -> APIRouter:
 
     @router.post("/{name}", status_code=202, summary="Submit a run; the body is the job's input")
     async def submit_run(name: str, request: Request) -> JSONResponse:
-        if name not in service.chute.jobs or service.store is None:
+        if name not in registry_of(service.chute).jobs or service.store is None:
             raise HTTPException(404, f"job {name!r} not found")
         body = await request.body()
         try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pydantic_core
 from pydantic import ValidationError
 
+from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class Runner:
         return task
 
     async def _execute(self, run: Run) -> None:
-        job = self.chute.jobs[run.name]
+        job = registry_of(self.chute).jobs[run.name]
         started = time.monotonic()
         attempt = run.attempts
         in_attempt = False
@@ -228,7 +229,7 @@ class Runner:
         now = self.clock.time()
         changed = self.store.recover(now, lambda owner, lease_until: is_orphan(owner, lease_until, now))
         for run in changed:
-            if run.status == "failed" and self.metrics is not None and run.name in self.chute.jobs:
+            if run.status == "failed" and self.metrics is not None and run.name in registry_of(self.chute).jobs:
                 self.metrics.finished(run.name, "failed", None, now)
             self.chute.logger.warning("job %s: run %s left running by a stopped process is now %s", run.name, run.id,
                                       run.status)  # fmt: skip

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from chutes.job import cron_fields
+
 if TYPE_CHECKING:
     from chutes.job import Job
     from chutes.jobs.clock import Clock
@@ -34,6 +36,7 @@ def time_zone(name: str) -> ZoneInfo:
 
 def next_fire(schedule: str, zone: ZoneInfo, timestamp: float) -> float:
     """The first time ``schedule`` fires strictly after ``timestamp`` (epoch seconds), read in ``zone``."""
+    schedule = cron_fields(schedule)
     times = croniter(schedule, datetime.fromtimestamp(timestamp, zone))
     minute, hour = schedule.split()[:2]
     fixed_time = not minute.startswith("*") and not hour.startswith("*")
@@ -74,7 +77,7 @@ class Scheduler:
         """The last scheduled time of ``job`` at or before ``timestamp``."""
         assert job.schedule is not None
         following = datetime.fromtimestamp(self.after(job, timestamp), self.zone)
-        return float(croniter(job.schedule, following).get_prev(datetime).timestamp())
+        return float(croniter(cron_fields(job.schedule), following).get_prev(datetime).timestamp())
 
     def next_run(self, job: Job) -> float | None:
         """When ``job`` fires next: the time its loop waits for, else the next one from now."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pydantic_core
 from pydantic import ValidationError
 
+from chutes.chute.registry import registry_of
 from chutes.jobs.clock import Clock, default_clock
 from chutes.jobs.metrics import JobMetrics
 from chutes.jobs.runner import Runner
@@ -105,8 +106,10 @@ class JobService:
         time_zone(zone)  # an unknown zone is a configuration error: fail at start, not at the first firing
         store = self.store = RunStore(self.path)
         runner = self.runner = Runner(self.chute, store, self.clock, self.metrics, self.settings.job_backoff)
-        self.scheduler = Scheduler(self.chute.jobs.values(), store, self.clock, zone, on_fire=lambda run: self.wake())
-        self.metrics.watch_queue(self.path, list(self.chute.jobs))
+        self.scheduler = Scheduler(
+            registry_of(self.chute).jobs.values(), store, self.clock, zone, on_fire=lambda run: self.wake()
+        )
+        self.metrics.watch_queue(self.path, list(registry_of(self.chute).jobs))
         self._wake = asyncio.Event()
         self._stopping = False
         return store, runner
@@ -119,11 +122,11 @@ class JobService:
 
         A chute without jobs starts nothing and creates no files.
         """
-        if not self.chute.jobs:
+        if not registry_of(self.chute).jobs:
             return
         store, runner = self._open()
         runner.recover()
-        for run in store.fail_undefined(list(self.chute.jobs), self.clock.time(), self.chute.name):
+        for run in store.fail_undefined(list(registry_of(self.chute).jobs), self.clock.time(), self.chute.name):
             self.chute.logger.warning("job %s: run %s failed: %s", run.name, run.id, run.error)
         self._spawn(self._heartbeat(), "chutes-jobs-heartbeat")
         for index in range(self.settings.job_workers):
@@ -164,7 +167,7 @@ class JobService:
         assert self.runner is not None
         assert self._wake is not None
         store, runner, wake = self.store, self.runner, self._wake
-        names = list(self.chute.jobs)
+        names = list(registry_of(self.chute).jobs)
         while not self._stopping:
             wake.clear()
             try:
@@ -208,7 +211,7 @@ class JobService:
 
     def job(self, name: str) -> Job:
         """The job called ``name``; raises ``UnknownJobError``."""
-        job = self.chute.jobs.get(name)
+        job = registry_of(self.chute).jobs.get(name)
         if job is None:
             raise UnknownJobError(f"job {name!r} not found")
         return job
@@ -224,7 +227,7 @@ class JobService:
                 "timeout": job.timeout,
                 "description": job.description,
             }
-            for job in self.chute.jobs.values()
+            for job in registry_of(self.chute).jobs.values()
         ]
 
     def next_run(self, job: Job) -> float | None:
@@ -250,7 +253,7 @@ class JobService:
         run = self._store().cancel(run_id, now)
         if self.runner is not None:
             self.runner.cancel(run_id, "cancel")
-        if run.name in self.chute.jobs:
+        if run.name in registry_of(self.chute).jobs:
             self.metrics.finished(run.name, "cancelled", None, now)
         return run
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
+from chutes.chute.registry import registry_of
 from chutes.render.dockerfile import CONTEXT_APP, CONTEXT_FRAMEWORK, render_dockerfile
 from chutes.render.k8s import K8sOptions, render_k8s
 from chutes.render.readme import render_readme
@@ -100,10 +101,14 @@ def _write_framework(folder: Path) -> None:
 
 def _handler_modules(chute: Chute) -> set[str]:
     """Top-level names of the modules the chute's handlers and schemas come from."""
-    functions: list[Any] = [*chute.startup_hooks, *chute.shutdown_hooks]
-    functions += [cord.func for cord in chute.cords] + [job.func for job in chute.jobs.values()]
-    functions += [ws.func for ws in chute.websockets]
-    functions += [schema for cord in chute.cords for schema in (cord.input_schema, cord.output_schema) if schema]
+    functions: list[Any] = [*registry_of(chute).startup_hooks, *registry_of(chute).shutdown_hooks]
+    functions += [cord.func for cord in registry_of(chute).cords] + [
+        job.func for job in registry_of(chute).jobs.values()
+    ]
+    functions += [ws.func for ws in registry_of(chute).websockets]
+    functions += [
+        schema for cord in registry_of(chute).cords for schema in (cord.input_schema, cord.output_schema) if schema
+    ]
     names = {str(getattr(func, "__module__", "") or "") for func in functions}
     names.add(chute.module_name or "")
     return {name.split(".")[0] for name in names if name and name != "__main__"}

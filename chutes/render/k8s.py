@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from chutes.chute.registry import registry_of
 from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
 from chutes.render.environment import render_template
 from chutes.render.quoting import RenderError, check_line
@@ -243,7 +244,7 @@ def k8s_documents(
         },
     }
     documents: list[dict[str, Any]] = [deployment, service]
-    for job in chute.jobs.values():
+    for job in registry_of(chute).jobs.values():
         if not job.schedule:
             continue
         job_labels = labels | {"app.kubernetes.io/component": "job", "chutes.ai/job": _cronjob_name(chute, job)}
@@ -308,7 +309,7 @@ def render_k8s(
         **options: The manifests' settings, as for :func:`k8s_documents`.
     """
     documents = k8s_documents(chute, **options)
-    scheduled = any(job.schedule for job in chute.jobs.values())
+    scheduled = any(job.schedule for job in registry_of(chute).jobs.values())
     context = {
         "chute": chute,
         "documents": documents,

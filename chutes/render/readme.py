@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
 
+from chutes.chute.registry import registry_of
 from chutes.render.dockerfile import default_serve_target
 from chutes.render.environment import render_template
 from chutes.render.k8s import default_image
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Section", "render_readme", "readme_context"]
 
 _JSON = "application/json"
-_SSE = "text/event-stream"
 
 
 @dataclass
@@ -68,6 +68,9 @@ def _return_annotation(func: Any) -> Any:
 
 
 def _output_section(cord: Cord, content_type: str) -> Section:
+    if cord.stream and cord.output_schema is None and cord.chunk_type in (str, bytes):
+        return Section(summary="Text, chunk by chunk, as the cord yields it." if cord.chunk_type is str else
+                       "Bytes, chunk by chunk, as the cord yields them.")  # fmt: skip
     section = _return_section(cord, content_type)
     if cord.stream and section.summary.startswith("JSON: "):
         section.summary = "Each event: " + section.summary
@@ -118,10 +121,23 @@ def _curl(method: str, url: str, body: dict[str, Any] | None, *, stream: bool, b
     return " \\\n  ".join(lines)
 
 
+def _stream_note(cord: Cord) -> str:
+    """What a stream really sends, by the rule the server applies (``Cord.chunk_media_type``)."""
+    if cord.output_content_type != _JSON:
+        return f"streamed as `{cord.output_content_type}`"
+    chunk = cord.chunk_type
+    if chunk in (str, bytes):
+        return "streamed as raw text chunks, `text/plain` (`text/event-stream` when the chunks are server-sent events)"
+    if chunk is not None:
+        return "streamed as `text/event-stream`: one `data: <json>` event per chunk"
+    return (
+        "streamed: text chunks as they are, `text/plain` (`text/event-stream` when they are server-sent events); "
+        "other chunks as `text/event-stream`, one `data: <json>` event each"
+    )
+
+
 def _cord_doc(cord: Cord, base_url: str) -> dict[str, Any]:
-    content_type = cord.output_content_type
-    if cord.stream and content_type == _JSON:
-        content_type = _SSE
+    content_type = cord.stream_media_type if cord.stream else cord.output_content_type
     signature = cord.signature
     schema_model = cord.minimal_input_schema or signature.model
     body: dict[str, Any] | None = None
@@ -145,6 +161,7 @@ def _cord_doc(cord: Cord, base_url: str) -> dict[str, Any]:
         "path": cord.public_api_path,
         "description": cord.description,
         "stream": cord.stream,
+        "stream_note": _stream_note(cord) if cord.stream else "",
         "content_type": content_type,
         "input": _input_section(signature, signature.kind),
         "output": _output_section(cord, content_type),
@@ -222,11 +239,11 @@ def readme_context(
         "serve_target": serve_target,
         "serve_command": shlex.join(["python3", "-m", "chutes", "serve", serve_target]),
         "base_url": base_url.rstrip("/"),
-        "cords": [_cord_doc(cord, base_url) for cord in chute.cords],
-        "jobs": [_job_doc(job, base_url, timezone) for job in chute.jobs.values()],
+        "cords": [_cord_doc(cord, base_url) for cord in registry_of(chute).cords],
+        "jobs": [_job_doc(job, base_url, timezone) for job in registry_of(chute).jobs.values()],
         "websockets": [
             {"name": ws.name, "path": ws.path, "description": ws.description, "url": ws_base + ws.path}
-            for ws in chute.websockets
+            for ws in registry_of(chute).websockets
         ],
         "hardware": _hardware(chute),
         "image": default_image(chute),

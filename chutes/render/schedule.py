@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chutes.job import cron_fields
+
 __all__ = ["describe_schedule"]
 
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -106,8 +108,10 @@ def describe_schedule(expression: str, timezone: str = "UTC") -> str:
         'every 15 minutes'
         >>> describe_schedule("0 */6 * * *")
         'at minute 0 past every 6th hour'
+        >>> describe_schedule("@weekly")
+        'every Sunday at 00:00 UTC'
     """
-    fields = expression.split()
+    fields = cron_fields(expression).split()
     fallback = f"on the cron schedule `{expression}` ({timezone})"
     if len(fields) != 5:
         return fallback

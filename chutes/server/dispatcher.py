@@ -31,8 +31,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler, is_stream, json_bytes, stream_response
 from chutes.server.disconnect import Watchdog
+from chutes.server.log_config import set_request_id
 from chutes.server.passthrough import DEFAULT_PASSTHROUGH_PORT, upstream_url
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 
@@ -92,7 +94,8 @@ class Dispatcher:
         self.runtime = runtime
         self.fallback = fallback
         self.routes = {
-            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics) for cord in runtime.chute.cords
+            (cord.method, cord.public_api_path): CordRoute(cord, runtime.metrics)
+            for cord in registry_of(runtime.chute).cords
         }
         self.owner = runtime.chute
         self._ids = itertools.count(1)
@@ -104,7 +107,8 @@ class Dispatcher:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        state["request_id"] = request_id.decode("latin-1")
+        state["request_id"] = text = request_id.decode("latin-1")
+        set_request_id(text)  # log lines written while serving the request carry its id
         return request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -410,7 +414,7 @@ class Dispatcher:
 
         try:
             if not isinstance(result, Response):
-                result = await stream_response(result, route.cord.stream_media_type)
+                result = await stream_response(result, route.cord)
             result.raw_headers.append(id_header)
             await result(scope, receive, tracking_send)
         except ClientDisconnect:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -65,21 +65,21 @@ def upstream_url(port: int, path: str, query: bytes) -> str:
 class Upstream:
     """The chute's pooled HTTP client to its loopback servers, and the forwarding of one call through it."""
 
-    def __init__(self, headers: Mapping[str, str] | None = None, connect_timeout: float = 5.0) -> None:
+    def __init__(self, headers: Callable[[], Mapping[str, str]] | None = None, connect_timeout: float = 5.0) -> None:
         # Generations can run for minutes: only connecting is bounded; the pool is as large as the
         # admission limit allows in-flight calls, so never the bottleneck.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
         timeout = httpx.Timeout(None, connect=connect_timeout)
         self.client = httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
-        # Read at each call: a template adds its engine's key once the engine has started.
-        self.headers: Mapping[str, str] = {} if headers is None else headers
+        # Asked at each call: a template adds its engine's key once the engine has started.
+        self.headers: Callable[[], Mapping[str, str]] = headers or dict
 
     async def aclose(self) -> None:
         """Close every pooled connection (server shutdown)."""
         await self.client.aclose()
 
     def _request_headers(self, headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> list[tuple[bytes, bytes]]:
-        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers().items()]
         names = {name for name, _ in extra}
         kept = [(k, v) for k, v in headers if k not in _REQUEST_DROP and k not in names]
         return [*kept, *extra, (b"x-request-id", request_id)]

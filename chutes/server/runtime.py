@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chutes.chute.registry import registry_of
 from chutes.errors import StartupError
 from chutes.invoke import run_hooks
 from chutes.server.admission import Admission
@@ -125,7 +126,7 @@ class Runtime:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
                     await self._close_upstream()
-                    await run_hooks(self.chute.shutdown_hooks, self.chute)
+                    await run_hooks(registry_of(self.chute).shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
                     message = {"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"}
@@ -142,10 +143,10 @@ class Runtime:
         self.ready = False
         self.draining = False
         self._configure(Settings.load())
-        await run_hooks(self.chute.startup_hooks, self.chute)
+        await run_hooks(registry_of(self.chute).startup_hooks, self.chute)
         await self._start_jobs()
         await self._close_upstream()  # a previous lifespan's client belongs to its event loop
-        self._upstream = Upstream(self.chute.passthrough_headers)
+        self._upstream = Upstream(lambda: self.chute.passthrough_headers)
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
         # Everything alive now (the app, models loaded by hooks) lives as long as the server: moving it
@@ -153,12 +154,13 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self.ready = True
-        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(self.chute.cords), len(self.chute.jobs))
+        declared = registry_of(self.chute)
+        logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(declared.cords), len(declared.jobs))
 
     def upstream(self) -> Upstream:
         """The chute's pooled client to its loopback servers (passthrough cords), opened on first use."""
         if self._upstream is None:
-            self._upstream = Upstream(self.chute.passthrough_headers)
+            self._upstream = Upstream(lambda: self.chute.passthrough_headers)
         return self._upstream
 
     async def _close_upstream(self) -> None:

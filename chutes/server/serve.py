@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from chutes.server.log_config import LogFormat, log_config
+
 if TYPE_CHECKING:
     from chutes.chute import Chute
 
@@ -33,8 +35,13 @@ def serve_target(
     reload: bool = False,
     workers: int = 1,
     log_level: str = "info",
+    log_format: LogFormat = "text",
 ) -> None:
-    """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process."""
+    """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process.
+
+    Logging follows :func:`chutes.server.log_config.log_config` at ``log_level`` in ``log_format``.
+    """
+    logging_config = log_config(log_level, log_format)
     from chutes.target import is_spec_path, load_target
 
     if reload or workers > 1:
@@ -53,9 +60,10 @@ def serve_target(
             reload_dirs=reload_dirs if reload else None,
             workers=None if reload else workers,
             log_level=log_level,
+            log_config=logging_config,
         )
         return
-    uvicorn.run(load_target(target), host=host, port=port, log_level=log_level)
+    uvicorn.run(load_target(target), host=host, port=port, log_level=log_level, log_config=logging_config)
 
 
 def _import_string(chute: Chute) -> tuple[str, str] | None:
@@ -84,11 +92,22 @@ def serve_chute(chute: Chute, *, host: str, port: int, reload: bool, log_level: 
         # The reloader's server process re-runs the script that called run_local() at import (a script
         # without an `if __name__ == "__main__":` guard): the server is already being started, by uvicorn.
         return
+    from chutes.settings import Settings
+
+    logging_config = log_config(log_level, Settings.load().log_format)
     found = _import_string(chute) if reload else None
     if reload and found is None:
         logger.warning("reload needs the chute importable as module:attr; serving without reload")
     if found is not None:
         reference, app_dir = found
-        uvicorn.run(reference, host=host, port=port, reload=True, log_level=log_level, app_dir=app_dir)
+        uvicorn.run(
+            reference,
+            host=host,
+            port=port,
+            reload=True,
+            log_level=log_level,
+            app_dir=app_dir,
+            log_config=logging_config,
+        )
         return
-    uvicorn.run(chute, host=host, port=port, log_level=log_level)
+    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config)

@@ -37,6 +37,8 @@ __all__ = ["build_chute"]
 
 _STEP_ERROR = re.compile(r"^steps\[(?P<index>\d+)\] \((?P<method>\w+)\): (?P<message>.*)$", re.S)
 _SCHEMA_KEYS = ("input_schema", "output_schema", "minimal_input_schema")
+_IDENTITY_KEYS = {"cord": ("public_api_path", "path", "method"), "job": ("name",), "websocket": ("path",)}
+"""Keys whose default, if a bad value were left out, could clash with another entry that is not a duplicate."""
 _TEMPLATE_IMAGE = object()
 """Stands for the image left out of a spec with a [template]: the template's default applies."""
 
@@ -68,6 +70,11 @@ class _Builder:
         self.resolver = Resolver(folder)
         self.problems: list[StructureProblem] = []
 
+    @staticmethod
+    def scratch() -> Chute:
+        """A chute of its own for an entry whose path or name is wrong: its handler is checked, nothing clashes."""
+        return Chute(username="spec", name="spec", image="spec")
+
     def clean(self, path: KeyPath) -> bool:
         return not any(bad[: len(path)] == path for bad in self.bad_paths)
 
@@ -77,12 +84,17 @@ class _Builder:
     def run(self) -> Chute | None:
         chute = self.make_chute()
         target = chute or Chute(username="spec", name="spec", image="spec")
+        # An entry with a structural mistake is still built without its bad keys, so its handler, path and
+        # name are checked in the same run; on a chute of its own when a left-out key would make a false clash.
         for kind in ("on_startup", "on_shutdown", "cord", "job", "websocket"):
             entries = self.data.get(kind)
             for index, entry in enumerate(entries if isinstance(entries, list) else []):
                 if isinstance(entry, dict):
-                    # An entry with a structural mistake still has its references and paths checked.
-                    self.add(target, kind, index, entry, complete=self.clean((kind, index)))
+                    where = (kind, index)
+                    clean = {key: value for key, value in entry.items() if self.clean((*where, key))}
+                    identity = _IDENTITY_KEYS.get(kind, ())
+                    whole = all((key in clean) == (key in entry) for key in identity)
+                    self.add(target if whole else self.scratch(), kind, index, clean)
         return chute if chute is not None and not self.problems and not self.bad_paths else None
 
     # -- the chute ------------------------------------------------------------------------------------
@@ -220,33 +232,42 @@ class _Builder:
             return False
         return True
 
-    def add(self, chute: Chute, kind: str, index: int, entry: dict[str, Any], complete: bool) -> None:
+    def add(self, chute: Chute, kind: str, index: int, entry: dict[str, Any]) -> None:
         where = (kind, index)
         func = self.resolve(where, entry, "handler")
-        ok = complete and func is not None
+        ok = func is not None
         kwargs = {key: value for key, value in entry.items() if key != "handler"}
         if kind in ("on_startup", "on_shutdown"):
             if func is not None and not self.takes_chute_only(where, entry["handler"], func):
                 return
             if ok:
-                (chute.on_startup if kind == "on_startup" else chute.on_shutdown)()(func)
+                register = chute.on_startup if kind == "on_startup" else chute.on_shutdown
+                self.decorate(where, "handler", lambda: register(**kwargs)(func))
         elif kind == "cord":
             for key in _SCHEMA_KEYS:
                 if key in entry:
                     kwargs[key] = self.resolve(where, entry, key, model=True)
                     ok = ok and kwargs[key] is not None
-            ok = self.check((*where, "public_api_path"), entry.get("public_api_path"), _cord_path) and ok
+            for key in ("public_api_path", "path"):
+                # Without either, the cord is served at /<function name>, as in the chutes SDK. A wrong one is
+                # reported; the handler is still checked, on a chute of its own.
+                if key in entry and not self.check((*where, key), entry[key], _cord_path):
+                    chute = self.scratch()
+                    del kwargs[key]
             if ok:
-                self.decorate(where, "public_api_path", lambda: chute.cord(**kwargs)(func))
+                route_key = next((key for key in ("public_api_path", "path") if key in entry), "handler")
+                self.decorate(where, route_key, lambda: chute.cord(**kwargs)(func))
         elif kind == "job":
-            if "schedule" in entry:
-                ok = self.check((*where, "schedule"), entry["schedule"], check_schedule) and ok
+            if "schedule" in entry and not self.check((*where, "schedule"), entry["schedule"], check_schedule):
+                del kwargs["schedule"]  # reported; the name and handler are still checked
             if ok:
                 self.decorate(where, "name" if "name" in entry else "handler", lambda: chute.job(**kwargs)(func))
         else:
-            ok = self.check((*where, "path"), entry.get("path"), _websocket_path) and ok
+            path = str(entry.get("path"))
+            if not self.check((*where, "path"), entry.get("path"), _websocket_path):
+                chute, path = self.scratch(), "/websocket"
             if ok:
-                self.decorate(where, "path", lambda: chute.websocket(entry["path"])(func))
+                self.decorate(where, "path", lambda: chute.websocket(path)(func))
 
     def takes_chute_only(self, where: KeyPath, reference: str, func: Any) -> bool:
         try:

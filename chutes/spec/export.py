@@ -13,6 +13,8 @@ import tomli_w
 import yaml
 
 from chutes.chute import Chute
+from chutes.chute.registry import DEFAULT_PRIORITY, Hook, Registry, registry_of
+from chutes.deployment import DEPLOYMENT_KEYS, DeploymentFields
 from chutes.image import Image
 from chutes.importer import import_from_string
 from chutes.spec.errors import format_path
@@ -92,6 +94,11 @@ def export_data(chute: Chute) -> dict[str, Any]:
             table[key] = value
     if base is None or config.concurrency != base.concurrency:
         table["concurrency"] = config.concurrency
+    for key in DEPLOYMENT_KEYS:
+        # Written when set, hosted-platform-only keys included, so an exported chute deploys the same way.
+        value = getattr(config, key)
+        if value != DeploymentFields.model_fields[key].get_default(call_default_factory=True):
+            table[key] = value
     data: dict[str, Any] = {"chute": table}
     if template is not None:
         data["template"] = template.table
@@ -105,21 +112,23 @@ def export_data(chute: Chute) -> dict[str, Any]:
         data["fastapi"] = _fastapi_data(chute.fastapi_kwargs)
     if chute.node_selector is not None and (base is None or chute.node_selector != base.node_selector):
         data["node_selector"] = chute.node_selector.model_dump(exclude_none=True)
+    declared = registry_of(chute)
+    inherited = registry_of(base) if base is not None else Registry()
     for kind, hooks, base_hooks in (
-        ("on_startup", chute.startup_hooks, base.startup_hooks if base else []),
-        ("on_shutdown", chute.shutdown_hooks, base.shutdown_hooks if base else []),
+        ("on_startup", declared.startup, inherited.startup),
+        ("on_shutdown", declared.shutdown, inherited.shutdown),
     ):
-        added = _added(hooks, base_hooks, lambda hook: hook, kind)
+        added = _added(hooks, base_hooks, lambda hook: hook.func, kind)
         if added:
-            data[kind] = [{"handler": reference_of(hook, kind)} for hook in added]
-    cords = _added(chute.cords, base.cords if base else [], lambda cord: (cord.func, cord.public_api_path), "cord")
+            data[kind] = [_hook_data(hook, kind) for hook in added]
+    cords = _added(declared.cords, inherited.cords, lambda cord: (cord.func, cord.public_api_path), "cord")
     if cords:
         data["cord"] = [_cord_data(cord) for cord in cords]
-    if chute.jobs:
-        data["job"] = [_job_data(job) for job in chute.jobs.values()]
-    if chute.websockets:
+    if declared.jobs:
+        data["job"] = [_job_data(job) for job in declared.jobs.values()]
+    if declared.websockets:
         data["websocket"] = [
-            {"handler": reference_of(ws.func, "websocket"), "path": ws.path} for ws in chute.websockets
+            {"handler": reference_of(ws.func, "websocket"), "path": ws.path} for ws in declared.websockets
         ]
     problems = check_structure(data)
     if problems:
@@ -147,6 +156,13 @@ def _added(items: list[Any], template_items: list[Any], key: Callable[[Any], Any
     return items[len(template_items) :]
 
 
+def _hook_data(hook: Hook, kind: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"handler": reference_of(hook.func, kind)}
+    if hook.priority != DEFAULT_PRIORITY:
+        entry["priority"] = hook.priority
+    return entry
+
+
 def _cord_data(cord: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"handler": reference_of(cord.func, "cord"), "public_api_path": cord.public_api_path}
     defaults = {name: field.default for name, field in CordEntry.model_fields.items()}
@@ -166,6 +182,8 @@ def _cord_data(cord: Any) -> dict[str, Any]:
             entry["passthrough_path"] = cord.passthrough_path
         if cord.passthrough_port is not None:
             entry["passthrough_port"] = cord.passthrough_port
+    if cord.provision_timeout is not None:
+        entry["provision_timeout"] = cord.provision_timeout
     return entry
 
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chutes.chute.registry import DEFAULT_PRIORITY
+from chutes.deployment import DeploymentFields
 from chutes.gpu import gpu_names
 from chutes.name import NAME_PATTERN, NAME_RULE
 from chutes.templates import BUILDERS
@@ -86,8 +88,8 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ChuteTable(_Table):
-    """The chute itself: the arguments of 'Chute(...)'."""
+class _ChuteBasics(_Table):
+    """The chute's own arguments of 'Chute(...)', before its deployment keywords."""
 
     username: str = Field(pattern=NAME_PATTERN, description=f"Owner of the chute: {NAME_RULE}.")
     name: str = Field(pattern=NAME_PATTERN, description=f"Name of the chute: {NAME_RULE}.")
@@ -107,6 +109,10 @@ class ChuteTable(_Table):
         description="Docker image reference to run in, like 'python:3.11'. Leave out to describe a built image "
         "in a top-level [image] table instead, or to use the default image of the [template].",
     )
+
+
+class ChuteTable(DeploymentFields, _ChuteBasics):
+    """The chute itself: the arguments of 'Chute(...)', deployment keywords included."""
 
 
 class PipInstallArgs(_Table):
@@ -200,16 +206,24 @@ class NodeSelectorTable(_Table):
 
 
 class HookEntry(_Table):
-    """A lifecycle hook: 'async def hook(self)', like '@chute.on_startup()' / '@chute.on_shutdown()'."""
+    """A lifecycle hook: 'async def hook(self)', like '@chute.on_startup(priority=50)' / '@chute.on_shutdown()'."""
 
     handler: str = _reference("The hook function, taking the chute as its only parameter", "app.model:load_model")
+    priority: int = Field(
+        DEFAULT_PRIORITY, description="Lower runs first (default 50); hooks of equal priority run in the listed order."
+    )
 
 
 class CordEntry(_Table):
     """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
 
     handler: str = _reference("The function serving the cord", "app.api:generate")
-    public_api_path: str = Field(description="URL path of the cord, like '/generate'.")
+    public_api_path: str | None = Field(
+        None, description="URL path of the cord, like '/generate'; without it (and without path): '/<function name>'."
+    )
+    path: str | None = Field(
+        None, description="The chutes SDK's name for the path, used when public_api_path is not given."
+    )
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field("POST", description="HTTP method.")
     input_schema: str | None = _reference(
         "Pydantic model of the whole request body", "app.api:GenerationInput", required=False
@@ -235,6 +249,11 @@ class CordEntry(_Table):
     passthrough_port: int | None = Field(
         None, ge=1, le=65535, description="passthrough: the upstream's loopback port (default 8000)."
     )
+    provision_timeout: int | None = Field(
+        None,
+        ge=1,
+        description="The chutes SDK client's wait for a cold chute, in seconds; kept with the cord, no effect here.",
+    )
 
 
 class JobEntry(_Table):
@@ -242,7 +261,11 @@ class JobEntry(_Table):
 
     handler: str = _reference("The job function", "app.jobs:cleanup")
     name: str | None = Field(None, description="Job name (defaults to the function's name); 'runs' is reserved.")
-    schedule: str | None = Field(None, description="5-field cron expression, like '0 2 * * *' (UTC unless configured).")
+    schedule: str | None = Field(
+        None,
+        description="5-field cron expression like '0 2 * * *', or a macro: @yearly, @monthly, @weekly, @daily, @hourly "
+        "(UTC unless configured).",
+    )
     retry_count: int = Field(3, ge=0, le=100, description="Retries after a failed attempt (0-100).")
     timeout: float | None = Field(None, gt=0, description="Seconds each attempt may run.")
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from chutes.name import NAME_PATTERN, NAME_RULE
+from chutes.deployment import HEADER_NAME_PATTERN
+from chutes.name import NAME_PATTERN, NAME_RULE, name_problem
 from chutes.spec.errors import KeyPath
 from chutes.spec.model import IMAGE_COMPONENT_PATTERN, IMAGE_TAG_PATTERN, REFERENCE_PATTERN, template_keys
 from chutes.spec.schema import published_schema
@@ -31,6 +32,7 @@ _PATTERN_RULES = {
     IMAGE_COMPONENT_PATTERN: "is not a valid image name: use lowercase letters and digits separated by '.', '_', '-'",
     IMAGE_TAG_PATTERN: "is not a valid tag: at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
     r"^[^/\s]+/[^/\s]+$": "is not a media type like 'application/json' or 'image/png'",
+    HEADER_NAME_PATTERN: "is not a valid HTTP header name: letters, digits and '-', no spaces",
 }
 _TYPE_WORDS = {
     "string": "a string",
@@ -152,6 +154,8 @@ def _describe(error: ValidationError, root: dict[str, Any], data: dict[str, Any]
         yield path, f"expected {_type_words(expected)}, got {describe_value(instance)}"
     elif kind == "enum":
         yield path, _enum_message(path, instance, expected)
+    elif kind == "pattern" and expected == NAME_PATTERN and isinstance(instance, str):
+        yield path, name_problem(instance)
     elif kind == "pattern":
         rule = _PATTERN_RULES.get(expected, f"does not match the pattern {expected!r}")
         yield path, f"{instance!r} {rule}"

@@ -26,6 +26,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from chutes.chute import Chute
+from chutes.chute.registry import registry_of
 from chutes.errors import ChuteDefinitionError, StartupError
 from chutes.image import Image
 from chutes.templates.engine_process import EngineProcess, free_port
@@ -174,8 +175,14 @@ class EngineChute(Chute):
         self._engine_ready = False
         self._waiter: asyncio.Task[None] | None = None
         self._own_cords: list[Any] = []
+        self._engine_headers: dict[str, str] = {}
 
     # -- the engine's command and lifecycle ---------------------------------------------------------
+
+    @property
+    def passthrough_headers(self) -> dict[str, str]:
+        """The chute's ``passthrough_headers``, plus the engine's API key once it has started."""
+        return super().passthrough_headers | self._engine_headers
 
     @property
     def engine_command(self) -> str | Sequence[str] | None:
@@ -220,14 +227,14 @@ class EngineChute(Chute):
     def passthrough_cord(self, path: str, method: str = "POST", doc: str = "") -> None:
         """Add a cord at ``path`` forwarded to the same path of the engine's server."""
         self.cord(path, method=method, passthrough=True, passthrough_path=path)(_forwarder(path, method, doc))
-        self._own_cords.append(self.cords[-1])
+        self._own_cords.append(registry_of(self).cords[-1])
 
     async def start_engine(self) -> None:
         """Startup hook: launch the engine's server; the chute turns ready once it answers its health route."""
         self._check_command()
         port, api_key = free_port(), secrets.token_urlsafe(24)
         # The key keeps other local processes off the engine; passthrough calls carry it.
-        self.passthrough_headers["Authorization"] = f"Bearer {api_key}"
+        self._engine_headers = {"Authorization": f"Bearer {api_key}"}
         for cord in self._own_cords:
             cord.passthrough_port = port
         prefix = f"[{self.kind.template}]"

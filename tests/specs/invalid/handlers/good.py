@@ -40,3 +40,15 @@ async def setup(self):
 
 async def setup_two(self, extra):
     pass
+
+
+async def without_self(prompt: str) -> str:
+    return prompt
+
+
+async def load_without_self(model_path: str = "model.bin") -> None:
+    pass
+
+
+async def unannotated_without_self(text):
+    return text
