@@ -234,3 +234,9 @@ def test_a_client_that_leaves_closes_the_upstream_stream(tmp_path: Path) -> None
         wait_for(lambda: any(e["event"] == "aborted" and e["request_id"] == "gone-1" for e in events(log)), 10)
     finally:
         stop(proc)
+
+
+def test_the_sdks_import_path_of_the_embedding_template() -> None:
+    from chutes.chute.template.embedding import build_embedding_chute as sdk_builder
+
+    assert sdk_builder is build_embedding_chute

@@ -1,0 +1,1 @@
+"""The chutes SDK's import paths of the standard templates (``chutes.chute.template.<name>``)."""
