@@ -63,6 +63,7 @@ class Cord:
     passthrough_path: str | None = None
     passthrough_port: int | None = None
     provision_timeout: int | None = None
+    timeout: float | None = None
     localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
     output_model: type[BaseModel] | None = field(init=False, repr=False)
@@ -81,10 +82,18 @@ class Cord:
                 f"output_content_type must be a media type like 'image/png', got {self.output_content_type!r}"
             )
         if not isinstance(self.stream, bool):
-            raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}")
+            raise ChuteDefinitionError(f"stream must be true or false, got {self.stream!r}", ("stream",))
         timeout = self.provision_timeout
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
-            raise ChuteDefinitionError(f"provision_timeout must be a whole number of seconds >= 1, got {timeout!r}")
+            raise ChuteDefinitionError(
+                f"provision_timeout must be a whole number of seconds >= 1, got {timeout!r}", ("provision_timeout",)
+            )
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or not self.timeout > 0
+        ):
+            raise ChuteDefinitionError(
+                f"timeout must be a number of seconds greater than 0, got {self.timeout!r}", ("timeout",)
+            )
         self._check_passthrough()
         # A passthrough cord's function is never called (the SDK's are often `async def f(data)`): only
         # its input_schema, if any, documents the body.

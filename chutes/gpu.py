@@ -1,17 +1,33 @@
-"""The GPU catalog that node selectors are validated against.
+"""The GPU catalog that node selectors are validated against, loaded from the package's ``gpus.toml``.
 
-Prices are indicative on-demand cloud prices in USD per GPU-hour (2026); they let a node selector
-express a budget and show a price range, not quote a bill.
+Each card has a short name (``h100``), the other spellings it is known by (``h100_sxm``, the chutes
+platform's name), its memory, and an indicative on-demand price per GPU-hour with the price's source
+and date. Prices let a node selector express a budget and show a price range, not quote a bill.
 """
 
 from __future__ import annotations
 
 import difflib
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["CATALOG", "GPU", "UnknownGPUError", "get_gpu", "gpu_names", "normalize_gpu_name"]
+__all__ = [
+    "CATALOG",
+    "GPU",
+    "UnknownGPUError",
+    "get_gpu",
+    "gpu_names",
+    "gpu_spellings",
+    "normalize_gpu_name",
+]
+
+CATALOG_PATH = Path(__file__).with_name("gpus.toml")
+"""The catalog's data file, shipped in the package."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +42,10 @@ class GPU:
         vendor: Manufacturer, e.g. ``"nvidia"``.
         hourly_usd: Indicative on-demand price per GPU-hour in USD.
         datacenter: True for datacenter parts, False for consumer and workstation cards.
+        aliases: Other names of the same card, e.g. ``("h100_sxm", "h100_80gb")``.
+        product_labels: Values of the ``nvidia.com/gpu.product`` node label for this card (NVIDIA only).
+        price_source: Where ``hourly_usd`` comes from.
+        price_as_of: When ``hourly_usd`` was recorded.
     """
 
     name: str
@@ -35,42 +55,50 @@ class GPU:
     vendor: str
     hourly_usd: float
     datacenter: bool
+    aliases: tuple[str, ...] = ()
+    product_labels: tuple[str, ...] = ()
+    price_source: str = ""
+    price_as_of: date | None = None
 
 
-def _nvidia(name: str, display_name: str, vram_gb: int, architecture: str, hourly_usd: float, datacenter: bool) -> GPU:
-    return GPU(name, display_name, vram_gb, architecture, "nvidia", hourly_usd, datacenter)
+def _load(path: Path) -> tuple[GPU, ...]:
+    with path.open("rb") as file:
+        entries: list[dict[str, Any]] = tomllib.load(file)["gpu"]
+    return tuple(
+        GPU(
+            name=entry["name"],
+            display_name=entry["display_name"],
+            vram_gb=entry["vram_gb"],
+            architecture=entry["architecture"],
+            vendor=entry["vendor"],
+            hourly_usd=float(entry["hourly_usd"]),
+            datacenter=entry["datacenter"],
+            aliases=tuple(entry["aliases"]),
+            product_labels=tuple(entry["product_labels"]),
+            price_source=entry["price_source"],
+            price_as_of=entry["price_as_of"],
+        )
+        for entry in entries
+    )
 
 
-_GPUS = (
-    # Datacenter parts.
-    _nvidia("t4", "NVIDIA T4", 16, "Turing", 0.35, True),
-    _nvidia("l4", "NVIDIA L4", 24, "Ada Lovelace", 0.70, True),
-    _nvidia("a10", "NVIDIA A10", 24, "Ampere", 0.75, True),
-    _nvidia("a10g", "NVIDIA A10G", 24, "Ampere", 1.00, True),
-    _nvidia("a30", "NVIDIA A30", 24, "Ampere", 0.90, True),
-    _nvidia("a40", "NVIDIA A40", 48, "Ampere", 0.45, True),
-    _nvidia("l40", "NVIDIA L40", 48, "Ada Lovelace", 0.99, True),
-    _nvidia("l40s", "NVIDIA L40S", 48, "Ada Lovelace", 0.86, True),
-    _nvidia("a100", "NVIDIA A100 40GB", 40, "Ampere", 1.29, True),
-    _nvidia("a100_80gb", "NVIDIA A100 80GB", 80, "Ampere", 1.79, True),
-    _nvidia("h100", "NVIDIA H100 80GB SXM", 80, "Hopper", 2.69, True),
-    _nvidia("h100_pcie", "NVIDIA H100 80GB PCIe", 80, "Hopper", 2.39, True),
-    _nvidia("h100_nvl", "NVIDIA H100 NVL 94GB", 94, "Hopper", 2.79, True),
-    _nvidia("gh200", "NVIDIA GH200 Grace Hopper 96GB", 96, "Hopper", 1.99, True),
-    _nvidia("h200", "NVIDIA H200 141GB", 141, "Hopper", 3.59, True),
-    _nvidia("b200", "NVIDIA B200 192GB", 192, "Blackwell", 5.99, True),
-    # Consumer and workstation cards.
-    _nvidia("3090", "NVIDIA GeForce RTX 3090", 24, "Ampere", 0.22, False),
-    _nvidia("4090", "NVIDIA GeForce RTX 4090", 24, "Ada Lovelace", 0.34, False),
-    _nvidia("5090", "NVIDIA GeForce RTX 5090", 32, "Blackwell", 0.69, False),
-    _nvidia("a4000", "NVIDIA RTX A4000", 16, "Ampere", 0.17, False),
-    _nvidia("a5000", "NVIDIA RTX A5000", 24, "Ampere", 0.27, False),
-    _nvidia("a6000", "NVIDIA RTX A6000", 48, "Ampere", 0.49, False),
-    _nvidia("6000_ada", "NVIDIA RTX 6000 Ada Generation", 48, "Ada Lovelace", 0.77, False),
-)
-
-CATALOG: Mapping[str, GPU] = MappingProxyType({gpu.name: gpu for gpu in _GPUS})
+CATALOG: Mapping[str, GPU] = MappingProxyType({gpu.name: gpu for gpu in _load(CATALOG_PATH)})
 """Every known GPU, keyed by its short name. Read-only."""
+
+
+def _squash(name: str) -> str:
+    # "rtx_4090", "RTX-4090" and "rtx4090" are one spelling once separators are dropped.
+    return normalize_gpu_name(name).replace("_", "")
+
+
+def _lookup_table() -> Mapping[str, GPU]:
+    table: dict[str, GPU] = {}
+    for gpu in CATALOG.values():
+        for spelling in (gpu.name, *gpu.aliases):
+            key = _squash(spelling)
+            if table.setdefault(key, gpu) is not gpu:
+                raise RuntimeError(f"GPU catalog: {spelling!r} names both {table[key].name} and {gpu.name}")
+    return MappingProxyType(table)
 
 
 class UnknownGPUError(ValueError):
@@ -108,11 +136,16 @@ def gpu_names() -> list[str]:
     return list(CATALOG)
 
 
+def gpu_spellings() -> list[str]:
+    """Every name and alias a node selector accepts as written (the spec schema's list), in catalog order."""
+    return [spelling for gpu in CATALOG.values() for spelling in (gpu.name, *gpu.aliases)]
+
+
 def get_gpu(name: str) -> GPU:
-    """Look a GPU up by name, case-insensitively.
+    """Look a GPU up by name or alias, ignoring case, spaces, hyphens and underscores.
 
     Args:
-        name: A GPU name such as ``"H100"`` or ``"a100_80gb"``.
+        name: A GPU name such as ``"H100"``, ``"a100_80gb"`` or ``"rtx4090"``.
 
     Returns:
         The catalog entry.
@@ -120,8 +153,11 @@ def get_gpu(name: str) -> GPU:
     Raises:
         UnknownGPUError: The name is not in the catalog; the message suggests close names.
     """
-    key = normalize_gpu_name(name)
-    gpu = CATALOG.get(key)
+    gpu = _BY_SPELLING.get(_squash(name))
     if gpu is None:
-        raise UnknownGPUError(name, difflib.get_close_matches(key, CATALOG, n=3, cutoff=0.6))
+        key = normalize_gpu_name(name)
+        raise UnknownGPUError(name, difflib.get_close_matches(key, gpu_spellings(), n=3, cutoff=0.6))
     return gpu
+
+
+_BY_SPELLING = _lookup_table()

@@ -29,23 +29,32 @@ class NodeSelector(BaseModel):
         >>> selector.supported_gpus
         ['a100', 'h100']
 
+    ``gpu_count=0`` declares a CPU-only chute: it matches no GPU, and ``min_cpu_count`` and
+    ``min_memory_gb`` (which any selector may set) become the pods' CPU and memory requests::
+
+        NodeSelector(gpu_count=0, min_cpu_count=2, min_memory_gb=8)
+
     Attributes:
-        gpu_count: GPUs per instance, 1 to 8.
+        gpu_count: GPUs per instance, 0 (CPU only) to 8.
         min_vram_gb_per_gpu: Minimum memory of each GPU in GB.
         max_hourly_price_per_gpu: Budget per GPU-hour in USD (catalog prices are indicative), or None.
         include: Only these GPUs (lowercase catalog names), or None for the whole catalog.
         exclude: Never these GPUs, or None.
+        min_cpu_count: CPUs each instance needs, or None.
+        min_memory_gb: Memory each instance needs in GB, or None.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gpu_count: int = Field(default=1, ge=1, le=8, description="Number of GPUs per instance (1-8).")
+    gpu_count: int = Field(default=1, ge=0, le=8, description="Number of GPUs per instance (0-8; 0 for CPU only).")
     min_vram_gb_per_gpu: int = Field(default=16, ge=0, description="Minimum VRAM of each GPU in GB.")
     max_hourly_price_per_gpu: float | None = Field(
         default=None, gt=0, description="Maximum indicative price per GPU-hour in USD."
     )
     include: list[str] | None = Field(default=None, description="Only these GPUs (catalog names).")
     exclude: list[str] | None = Field(default=None, description="Never these GPUs (catalog names).")
+    min_cpu_count: int | None = Field(default=None, ge=1, description="CPUs each instance needs.")
+    min_memory_gb: int | None = Field(default=None, ge=1, description="Memory each instance needs, in GB.")
 
     @model_validator(mode="before")
     @classmethod
@@ -60,7 +69,7 @@ class NodeSelector(BaseModel):
                     raise ValueError(f"unknown field {key!r}; {hint}")
         return data
 
-    @field_validator("gpu_count", "min_vram_gb_per_gpu", mode="before")
+    @field_validator("gpu_count", "min_vram_gb_per_gpu", "min_cpu_count", "min_memory_gb", mode="before")
     @classmethod
     def _reject_bool(cls, value: Any) -> Any:
         # bool is an int subclass, so gpu_count=True would otherwise pass as 1.
@@ -88,8 +97,18 @@ class NodeSelector(BaseModel):
             raise ValueError("; ".join(problems))
         return normalized
 
+    @property
+    def cpu_only(self) -> bool:
+        """Whether the selector asks for no GPU (``gpu_count=0``)."""
+        return self.gpu_count == 0
+
     @model_validator(mode="after")
     def _check_satisfiable(self) -> NodeSelector:
+        if self.cpu_only:
+            gpu_keys = [key for key in ("include", "exclude", "max_hourly_price_per_gpu") if getattr(self, key)]
+            if gpu_keys:
+                raise ValueError(f"gpu_count=0 selects no GPU, so {' and '.join(gpu_keys)} cannot apply; remove it")
+            return self
         included = self.include
         excluded = self.exclude or []
         both = [name for name in included or [] if name in excluded]
@@ -138,9 +157,11 @@ class NodeSelector(BaseModel):
         """Return the catalog GPUs this selector allows, cheapest first.
 
         Returns:
-            A non-empty list (validation guarantees at least one match), sorted by price, then by
-            VRAM (larger first), then by name.
+            A list sorted by price, then by VRAM (larger first), then by name: empty for a CPU-only
+            selector, else non-empty (validation guarantees at least one match).
         """
+        if self.cpu_only:
+            return []
         excluded = self.exclude or []
         candidates = [CATALOG[name] for name in self.include] if self.include is not None else CATALOG.values()
         budget = self.max_hourly_price_per_gpu
@@ -165,8 +186,11 @@ class NodeSelector(BaseModel):
             total: If True, price a whole instance (``gpu_count`` GPUs) instead of one GPU.
 
         Returns:
-            ``(low, high)`` per GPU-hour, or per instance-hour when ``total`` is True.
+            ``(low, high)`` per GPU-hour, or per instance-hour when ``total`` is True; ``(0.0, 0.0)``
+            for a CPU-only selector (the catalog prices GPUs only).
         """
         prices = [gpu.hourly_usd for gpu in self.matching_gpus()]
+        if not prices:
+            return 0.0, 0.0
         factor = self.gpu_count if total else 1
         return round(min(prices) * factor, 2), round(max(prices) * factor, 2)

@@ -8,8 +8,10 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chutes.errors import ChutesError
 
-class SettingsError(ValueError):
+
+class SettingsError(ChutesError, ValueError):
     """A ``CHUTES_*`` environment variable holds a value the server cannot use."""
 
 
@@ -37,8 +39,23 @@ class Settings(BaseSettings):
         "", description="Comma-separated API keys; when set, cord, job and websocket routes need one."
     )
     rate_limit: int = Field(0, ge=0, description="Requests per minute per client address; 0 switches it off.")
-    max_body_size: int = Field(16 * 1024 * 1024, ge=1, description="Largest request body in bytes; larger gets 413.")
-    shutdown_grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish at shutdown.")
+    max_body_size: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest request body or websocket message in bytes (413, close 1009)."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a request body may take to arrive in full; slower gets 408."
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated proxy addresses or networks (or `*`) whose `X-Forwarded-For` names the client.",
+    )
+    public_docs: bool = Field(True, description="Serve `/docs`, `/openapi.json` and `/_metrics` without an API key.")
+    drain_seconds: float = Field(
+        5.0, ge=0, description="Seconds after SIGTERM that `/_ready` is 503 while requests are still taken."
+    )
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="Seconds in-flight calls, streams and jobs get to finish at shutdown."
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

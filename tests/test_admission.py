@@ -151,7 +151,8 @@ def test_overload_answers_429_with_headers_and_never_500(monkeypatch: pytest.Mon
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "method": "POST", "path": "/work", "headers": [], "query_string": b""}
+        headers = [(b"content-type", b"application/json")]
+        scope = {"type": "http", "method": "POST", "path": "/work", "headers": headers, "query_string": b""}
         await chute(scope, receive, send)
         return sent[0]["status"], dict(sent[0]["headers"])
 
@@ -223,7 +224,13 @@ def test_a_client_leaving_the_queue_frees_its_place_and_never_runs(monkeypatch: 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "method": "POST", "path": "/work", "headers": [], "query_string": b""}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/work",
+            "headers": [(b"content-type", b"application/json")],
+            "query_string": b"",
+        }
         await chute(scope, receive, send)
         return sent
 

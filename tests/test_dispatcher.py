@@ -149,7 +149,7 @@ def test_single_model_parameter_takes_the_whole_body(client: TestClient) -> None
 
 def test_dict_parameter_takes_the_whole_body_and_sync_handlers_work(client: TestClient) -> None:
     assert client.post("/dict", json={"b": 1, "a": 2}).json() == {"keys": ["a", "b"]}
-    assert client.post("/dict", content=b"[1]").status_code == 422
+    assert client.post("/dict", content=b"[1]", headers={"content-type": "application/json"}).status_code == 422
 
 
 def test_no_parameters_ignores_the_body(client: TestClient) -> None:
@@ -222,7 +222,7 @@ def test_response_objects_pass_through(client: TestClient) -> None:
 def test_http_exception_passes_through(client: TestClient) -> None:
     response = client.post("/http-error")
     assert response.status_code == 409
-    assert response.json() == {"detail": "conflict here"}
+    assert response.json() == {"detail": "conflict here", "request_id": response.headers["x-request-id"]}
     assert response.headers["x-why"] == "because"
 
 
@@ -328,7 +328,13 @@ def test_disconnect_cancels_the_handler() -> None:
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "method": "POST", "path": "/slow", "headers": [], "query_string": b""}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/slow",
+            "headers": [(b"content-type", b"application/json")],
+            "query_string": b"",
+        }
         call = asyncio.create_task(chute(scope, receive, send))
         await asyncio.sleep(0.05)
         disconnect.set()
@@ -506,7 +512,13 @@ def _call_and_disconnect(chute: Chute, path: str) -> tuple[asyncio.Task[None], a
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": path, "headers": [], "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+    }
     return asyncio.create_task(chute(scope, receive, send)), gone, sent
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,35 @@ def test_reference_import_paths() -> None:
 
 
 def test_import_is_light() -> None:
-    # A fresh interpreter: importing the package must not pull in the server or the command line.
+    # A fresh interpreter: importing the package must not pull in the serving machinery or the command
+    # line; only the FastAPI face of `chute.app` (its class, its routes, its error handlers) is needed.
     code = "import sys, chutes; print(sorted(m for m in sys.modules if m.startswith(('chutes.server', 'chutes.cli'))))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
     ).stdout
-    assert out.strip() == "[]"
+    face = {
+        "chutes.server",
+        "chutes.server.app",
+        "chutes.server.errors",
+        "chutes.server.responses",
+        "chutes.server.route",
+    }
+    assert set(ast.literal_eval(out)) <= face
+
+
+def test_sdk_import_paths() -> None:
+    """The published chutes SDK's import paths beside ours."""
+    from chutes.chute import Cord, Job
+    from chutes.chute import NodeSelector as SdkNodeSelector
+    from chutes.chute.cord import Cord as SdkCord
+    from chutes.chute.template.diffusion import build_diffusion_chute
+    from chutes.chute.template.sglang import build_sglang_chute
+    from chutes.chute.template.vllm import build_vllm_chute
+    from chutes.templates import BUILDERS
+
+    assert SdkNodeSelector is chutes.NodeSelector
+    assert Cord is SdkCord is chutes.Cord
+    assert Job is chutes.Job
+    assert build_vllm_chute is BUILDERS["vllm"]
+    assert build_sglang_chute is BUILDERS["sglang"]
+    assert build_diffusion_chute is BUILDERS["diffusion"]

@@ -73,3 +73,74 @@ def test_unknown_gpu_without_close_match_lists_catalog() -> None:
 def test_gpu_names() -> None:
     assert gpu_names() == list(CATALOG)
     assert isinstance(CATALOG["t4"], GPU)
+
+
+# Every GPU name the chutes SDK's examples and documentation use, with the card it denotes.
+SDK_NAMES = {
+    "h100_sxm": "h100",
+    "h100_80gb": "h100",
+    "h100_pcie": "h100_pcie",
+    "h100_nvl": "h100_nvl",
+    "h800": "h800",
+    "h200": "h200",
+    "b200": "b200",
+    "mi300x": "mi300x",
+    "a100": "a100",
+    "a100_sxm": "a100_80gb",
+    "a100_80gb": "a100_80gb",
+    "a6000": "a6000",
+    "a6000_ada": "6000_ada",
+    "l40": "l40",
+    "l40s": "l40s",
+    "4090": "4090",
+    "rtx4090": "4090",
+    "rtx3090": "3090",
+    "rtx5090": "5090",
+    "rtx3080": "3080",
+    "rtx2080": "2080",
+    "v100": "v100",
+    "p100": "p100",
+    "k80": "k80",
+}
+
+
+@pytest.mark.parametrize(("spelling", "name"), SDK_NAMES.items())
+def test_sdk_gpu_names_are_known(spelling: str, name: str) -> None:
+    assert get_gpu(spelling).name == name
+
+
+@pytest.mark.parametrize("spelling", ["RTX-4090", "rtx_4090", "Rtx 4090", "rtx4090", "4090"])
+def test_separators_and_case_are_ignored(spelling: str) -> None:
+    assert get_gpu(spelling) is CATALOG["4090"]
+
+
+def test_every_entry_carries_vram_and_a_sourced_dated_price() -> None:
+    import tomllib
+    from datetime import date
+
+    from chutes.gpu import CATALOG_PATH
+
+    assert CATALOG_PATH.parent.name == "chutes"  # shipped inside the package
+    raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))["gpu"]
+    assert [entry["name"] for entry in raw] == list(CATALOG)
+    for gpu in CATALOG.values():
+        assert gpu.vram_gb > 0
+        assert gpu.price_source
+        assert isinstance(gpu.price_as_of, date)
+        assert date(2025, 1, 1) <= gpu.price_as_of <= date.today()
+        assert gpu.vendor in ("nvidia", "amd")
+        assert (gpu.vendor == "nvidia") == bool(gpu.product_labels)
+
+
+def test_aliases_are_unique_and_never_canonical_names() -> None:
+    from chutes.gpu import gpu_spellings
+
+    spellings = gpu_spellings()
+    assert len(spellings) == len(set(spellings))
+    for gpu in CATALOG.values():
+        assert not set(gpu.aliases) & set(CATALOG)
+
+
+def test_unknown_gpu_suggests_aliases_too() -> None:
+    with pytest.raises(UnknownGPUError, match="did you mean 'h100_sxm'"):
+        get_gpu("h100_smx")

@@ -115,20 +115,23 @@ def test_bad_input_is_refused_at_submit_time(client: TestClient) -> None:
     assert client.get("/_jobs/runs").json() == []  # nothing was queued
 
 
+JSON = {"content-type": "application/json"}
+
+
 def test_nan_and_infinity_are_refused_at_submit_time(client: TestClient) -> None:
     for literal in (b"NaN", b"Infinity", b"-Infinity"):
-        response = client.post("/_jobs/note", content=b'{"value": %s}' % literal)
+        response = client.post("/_jobs/note", content=b'{"value": %s}' % literal, headers=JSON)
         assert response.status_code == 422, literal
         assert response.json()["detail"][0]["type"] == "json_invalid"
     assert client.get("/_jobs/runs").json() == []
-    refused = client.post("/_jobs/add", content=b'{"a": NaN}')  # pydantic's own error quotes the NaN
+    refused = client.post("/_jobs/add", content=b'{"a": NaN}', headers=JSON)  # pydantic's own error quotes the NaN
     assert refused.status_code == 422
     assert [(e["type"], e["input"]) for e in refused.json()["detail"]] == [("finite_number", "NaN")]
 
 
 def test_malformed_json_is_not_echoed(client: TestClient) -> None:
     body = b'{"a": 1, "secret": "' + b"s" * 10_000
-    response = client.post("/_jobs/add", content=body)
+    response = client.post("/_jobs/add", content=body, headers=JSON)
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert (error["type"], error["input"]) == ("json_invalid", {})
@@ -148,7 +151,8 @@ def test_unknown_jobs_and_runs_are_404(client: TestClient) -> None:
     assert client.post("/_jobs/missing", json={}).status_code == 404
     assert client.post("/_jobs/runs", json={}).status_code == 404
     assert client.get("/_jobs/runs/0123").status_code == 404
-    assert client.delete("/_jobs/runs/0123").json() == {"detail": "run '0123' not found"}
+    response = client.delete("/_jobs/runs/0123")
+    assert response.json() == {"detail": "run '0123' not found", "request_id": response.headers["x-request-id"]}
 
 
 def test_list_runs_with_filters(client: TestClient) -> None:

@@ -69,7 +69,7 @@ def test_json_schema_forbids_extra_fields() -> None:
     assert schema["properties"]["gpu_count"]["maximum"] == 8
 
 
-@pytest.mark.parametrize("count", [0, 9, -1])
+@pytest.mark.parametrize("count", [9, -1])
 def test_gpu_count_out_of_range(count: int) -> None:
     with pytest.raises(ValidationError, match=r"gpu_count\n.*Input should be"):
         NodeSelector(gpu_count=count)
@@ -133,9 +133,10 @@ def test_vram_beyond_catalog() -> None:
 
 def test_vram_beyond_catalog_after_exclude() -> None:
     with pytest.raises(
-        ValidationError, match=r"no GPU outside exclude=\['h200', 'b200'\] has >= 100 GB VRAM.*largest is gh200 with 96"
+        ValidationError,
+        match=r"no GPU outside exclude=\['h200', 'b200', 'mi300x'\] has >= 100 GB VRAM.*largest is gh200 with 96",
     ):
-        NodeSelector(min_vram_gb_per_gpu=100, exclude=["h200", "b200"])
+        NodeSelector(min_vram_gb_per_gpu=100, exclude=["h200", "b200", "mi300x"])
 
 
 def test_included_gpu_too_small() -> None:
@@ -176,3 +177,39 @@ def test_budget_must_be_positive() -> None:
 def test_validation_error_is_value_error() -> None:
     with pytest.raises(ValueError, match="unknown GPU"):
         NodeSelector(include=["nope"])
+
+
+def test_aliases_normalize_to_catalog_names() -> None:
+    selector = NodeSelector(include=["h100_sxm", "h800", "a6000_ada", "rtx4090"], exclude=["mi300x"])
+    assert selector.include == ["h100", "h800", "6000_ada", "4090"]
+    assert selector.exclude == ["mi300x"]
+
+
+def test_cpu_only_selector_matches_no_gpu() -> None:
+    selector = NodeSelector(gpu_count=0, min_cpu_count=2, min_memory_gb=8)
+    assert selector.cpu_only
+    assert selector.matching_gpus() == []
+    assert selector.supported_gpus == []
+    assert selector.price_range() == (0.0, 0.0)
+    assert (selector.min_cpu_count, selector.min_memory_gb) == (2, 8)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"include": ["h100"]}, {"exclude": ["t4"]}, {"max_hourly_price_per_gpu": 1.0}],
+)
+def test_cpu_only_refuses_gpu_constraints(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="gpu_count=0 selects no GPU"):
+        NodeSelector(gpu_count=0, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("key", "value"), [("min_cpu_count", 0), ("min_memory_gb", 0), ("min_cpu_count", True)])
+def test_cpu_and_memory_minimums_are_positive_integers(key: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=key):
+        NodeSelector(**{key: value})  # type: ignore[arg-type]
+
+
+def test_a_gpu_selector_may_set_cpu_and_memory_too() -> None:
+    selector = NodeSelector(gpu_count=1, min_cpu_count=8, min_memory_gb=64)
+    assert selector.supported_gpus
+    assert (selector.min_cpu_count, selector.min_memory_gb) == (8, 64)

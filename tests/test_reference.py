@@ -376,7 +376,11 @@ def test_cord_basic_example() -> None:
         missing = client.post("/generate", json={})
         assert missing.status_code == 422
         assert [error["loc"] for error in missing.json()["detail"]] == [["body", "prompt"]]
-        assert client.post("/generate", content=b"{not json").status_code == 422
+        assert (
+            client.post("/generate", content=b"{not json", headers={"content-type": "application/json"}).status_code
+            == 422
+        )
+        assert client.post("/generate", content=b'{"prompt": "x"}').status_code == 415
         assert [call[0] for call in chute.model.calls] == ["hello", "hi"]
 
 
@@ -716,7 +720,10 @@ def test_error_handling_example(caplog: pytest.LogCaptureFixture) -> None:
 
         def generate(prompt: str) -> tuple[int, Any]:
             response = client.post("/generate", json={"prompt": prompt})
-            return response.status_code, response.json()
+            body = response.json()
+            if response.status_code >= 400:  # every error carries the request id
+                assert body.pop("request_id") == response.headers["x-request-id"]
+            return response.status_code, body
 
         assert generate("hello") == (200, {"generated_text": "echo: hello"})
         assert generate("   ") == (400, {"detail": "Prompt cannot be empty"})
@@ -766,7 +773,7 @@ def test_security_example() -> None:
     with TestClient(chute) as client:
         missing = client.post("/secure_generate", json={"prompt": "hi"})
         assert missing.status_code == 401
-        assert missing.json() == {"detail": "Invalid or missing API key"}
+        assert missing.json()["detail"] == "Invalid or missing API key"
         wrong = client.post("/secure_generate", json={"prompt": "hi"}, headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
         ok = client.post("/secure_generate", json={"prompt": "  hi  "}, headers=key)
@@ -774,13 +781,13 @@ def test_security_example() -> None:
         assert ok.json() == {"generated_text": "echo: hi"}
         long = client.post("/secure_generate", json={"prompt": "x" * 5001}, headers=key)
         assert long.status_code == 400
-        assert long.json() == {"detail": "Prompt too long"}
+        assert long.json()["detail"] == "Prompt too long"
         # Two requests with a valid key are counted so far; the limit is 100 per 60 s window.
         for _ in range(98):
             assert client.post("/secure_generate", json={"prompt": "hi"}, headers=key).status_code == 200
         limited = client.post("/secure_generate", json={"prompt": "hi"}, headers=key)
         assert limited.status_code == 429
-        assert limited.json() == {"detail": "Rate limit exceeded"}
+        assert limited.json()["detail"] == "Rate limit exceeded"
         assert len(chute.rate_limits["testclient"]) == 100
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import WebSocketDenialResponse
 
 from chutes.chute import Chute
 from chutes.server.api_keys import ApiKeys
@@ -50,7 +50,7 @@ def test_api_keys_guard_cords_custom_routes_and_websockets(monkeypatch: pytest.M
     with TestClient(build()) as client:
         denied = client.post("/echo", json={"text": "x"})
         assert denied.status_code == 401
-        assert denied.json() == {"detail": "Invalid or missing API key"}
+        assert denied.json() == {"detail": "Invalid or missing API key", "request_id": denied.headers["x-request-id"]}
         assert denied.headers["www-authenticate"] == "Bearer"
         assert client.post("/echo", json={"text": "x"}, headers={"Authorization": "Bearer s3cret"}).json() == "x"
         assert client.post("/echo", json={"text": "y"}, headers={"X-API-Key": "other"}).json() == "y"
@@ -59,9 +59,10 @@ def test_api_keys_guard_cords_custom_routes_and_websockets(monkeypatch: pytest.M
         assert client.get("/_jobs").status_code == 401
         for public in ("/_health", "/_ready", "/_metrics", "/openapi.json", "/docs"):
             assert client.get(public).status_code == 200, public
-        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws") as ws:
+        with pytest.raises(WebSocketDenialResponse) as refused, client.websocket_connect("/ws") as ws:
             ws.receive_text()
-        assert closed.value.code == 1008
+        assert refused.value.status_code == 401
+        assert refused.value.json()["detail"] == "Invalid or missing API key"
         with client.websocket_connect("/ws", headers={"X-API-Key": "s3cret"}) as ws:
             assert ws.receive_text() == "hello"
 
@@ -95,7 +96,7 @@ def test_body_size_limit_is_413(monkeypatch: pytest.MonkeyPatch) -> None:
         assert client.post("/echo", json={"text": "x" * 10}).status_code == 200
         response = client.post("/echo", json={"text": "x" * 100})
         assert response.status_code == 413
-        assert response.json() == {"detail": "Request body exceeds 64 bytes"}
+        assert response.json()["detail"] == "Request body exceeds 64 bytes"
 
         def chunks() -> object:
             yield b'{"text": "'

@@ -100,10 +100,12 @@ def test_fastapi_keys_are_fastapi_parameters() -> None:
 
 
 def test_gpu_names_are_enumerated_for_editors() -> None:
-    from chutes.gpu import gpu_names
+    from chutes.gpu import gpu_names, gpu_spellings
 
     include = spec_json_schema()["$defs"]["NodeSelectorTable"]["properties"]["include"]
-    assert include["items"]["enum"] == gpu_names()
+    assert include["items"]["enum"] == gpu_spellings()
+    assert set(gpu_names()) < set(gpu_spellings())
+    assert {"h100_sxm", "a6000_ada", "rtx4090", "a100_sxm"} < set(include["items"]["enum"])
 
 
 def taplo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

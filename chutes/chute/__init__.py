@@ -5,6 +5,8 @@
 """
 
 from chutes.chute.base import Chute, ChuteConfig
+from chutes.cord import Cord
+from chutes.job import Job
 from chutes.node_selector import NodeSelector
 
-__all__ = ["Chute", "ChuteConfig", "NodeSelector"]
+__all__ = ["Chute", "ChuteConfig", "Cord", "Job", "NodeSelector"]

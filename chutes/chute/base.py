@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import types
@@ -22,7 +23,8 @@ from chutes.job import Job
 from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
 from chutes.openapi_docs import add_offline_docs, docs_urls
-from chutes.route import add_cord_route, add_websocket_route
+from chutes.server.app import ChuteApp
+from chutes.server.route import add_cord_route, add_websocket_route
 from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
 
@@ -134,7 +136,7 @@ class Chute:
         self.node_selector: NodeSelector | None = node_selector
         self.fastapi_kwargs: dict[str, Any] = dict(kwargs)
         app_kwargs, docs_url, redoc_url = docs_urls({"title": name, "description": tagline} | kwargs)
-        self._app = FastAPI(**app_kwargs)
+        self._app = ChuteApp(self, **app_kwargs)
         # Swagger UI and ReDoc from assets the chute serves itself: /docs works on a machine without internet.
         add_offline_docs(self._app, docs_url, redoc_url)
         self._logger = logging.getLogger(f"chutes.{name}")
@@ -285,6 +287,7 @@ class Chute:
         public_api_method: str | None = None,
         path: str | None = None,
         provision_timeout: int | None = None,
+        timeout: float | None = None,
         passthrough: bool = False,
         passthrough_path: str | None = None,
         passthrough_port: int | None = None,
@@ -293,6 +296,8 @@ class Chute:
 
         Without ``public_api_path`` the cord is served at ``path`` (the SDK's name for it), else at
         ``/<function name>``. ``provision_timeout`` is the SDK's client-side wait for a cold chute: kept in
+        the cord and its spec, it has no effect on the server. ``timeout`` (seconds): a call still running
+        past it is cancelled and answered 504.
         the cord and its spec, it has no effect on the server.
 
         With ``passthrough=True`` the function is not called: the request is forwarded to
@@ -318,6 +323,7 @@ class Chute:
                 output_content_type=output_content_type,
                 stream=stream,
                 provision_timeout=provision_timeout,
+                timeout=timeout,
                 passthrough=passthrough,
                 passthrough_path=passthrough_path,
                 passthrough_port=passthrough_port,
@@ -456,10 +462,26 @@ class Chute:
         """Serve the chute as an ASGI application."""
         runtime = self._runtime
         if runtime is None:
+            runtime = self._serving()
+        await runtime(scope, receive, send)
+
+    def lifespan(self, app: object = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """Start and stop this chute from another app's lifespan: ``FastAPI(lifespan=chute.lifespan)``.
+
+        Starlette runs no lifespan of a mounted app; an app mounting ``chute.app`` passes this one so the
+        chute's startup hooks, jobs and readiness run with it.
+        """
+        from chutes.server.mount import lifespan
+
+        return lifespan(self)
+
+    def _serving(self) -> Runtime:
+        """The chute's runtime, created on first use (the first connection, or a route of ``app`` called alone)."""
+        if self._runtime is None:
             from chutes.server.runtime import Runtime
 
-            runtime = self._runtime = Runtime(self)
-        await runtime(scope, receive, send)
+            self._runtime = Runtime(self)
+        return self._runtime
 
     def run_local(self, host: str = "0.0.0.0", port: int = 8000, reload: bool = True, log_level: str = "info") -> None:
         """Serve the chute with uvicorn (auto-reload needs the chute importable as ``module:attr``)."""

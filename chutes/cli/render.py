@@ -61,6 +61,19 @@ def _k8s_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cpu", default="1", help="CPU request per pod (default: 1)")
     parser.add_argument("--memory", default="2Gi", help="memory request and limit per pod (default: 2Gi)")
+    parser.add_argument(
+        "--keda",
+        action="store_true",
+        help="with max_instances: a KEDA ScaledObject scaling to zero when idle, instead of a HorizontalPodAutoscaler",
+    )
+    parser.add_argument("--prometheus-url", metavar="URL", help="Prometheus that KEDA's trigger asks (with --keda)")
+    parser.add_argument(
+        "--keda-wake-query", metavar="PROMQL", help="query above zero while requests wait for a chute scaled to zero"
+    )
+    parser.add_argument(
+        "--database-cidr", metavar="CIDR", help="job database address the egress NetworkPolicy allows, like 10.0.3.7/32"
+    )
+    parser.add_argument("--database-port", type=int, default=5432, help="job database port (default: 5432)")
 
 
 def _k8s_kwargs(args: argparse.Namespace) -> K8sOptions:
@@ -71,6 +84,11 @@ def _k8s_kwargs(args: argparse.Namespace) -> K8sOptions:
         "data_pvc": args.data_pvc,
         "cpu": args.cpu,
         "memory": args.memory,
+        "keda": args.keda,
+        "prometheus_url": args.prometheus_url,
+        "wake_query": args.keda_wake_query,
+        "database_cidr": args.database_cidr,
+        "database_port": args.database_port,
     }
 
 

@@ -3,14 +3,82 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import gc
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chutes.settings import Settings
 
+if TYPE_CHECKING:
+    from chutes.chute import Chute
+    from chutes.server.log_config import LogFormat
+
+TARGET_ENV = "CHUTES_TARGET"
+
+
+def _frozen(chute: Chute) -> Chute:
+    # Everything alive now (modules, the app) lives as long as the server: moving it out of the
+    # collector's generations keeps full collections short, and so the latency tail. A server process
+    # only: a library must not freeze its caller's objects (a test suite's, say).
+    gc.collect()
+    gc.freeze()
+    return chute
+
+
+def create_app() -> Chute:
+    """uvicorn factory: load the chute named by ``$CHUTES_TARGET`` (each worker process calls it)."""
+    from chutes.target import load_target
+
+    return _frozen(load_target(os.environ[TARGET_ENV]))
+
+
+def serve_target(
+    target: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    reload: bool = False,
+    workers: int = 1,
+    log_level: str = "info",
+    log_format: LogFormat = "text",
+) -> None:
+    """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process.
+
+    Logging follows :func:`chutes.server.log_config.log_config` at ``log_level`` in ``log_format``.
+    """
+    import uvicorn
+
+    from chutes.server.log_config import log_config
+    from chutes.target import is_spec_path, load_target
+
+    logging_config = log_config(log_level, log_format)
+
+    if reload or workers > 1:
+        # Check the target once up front so a bad spec fails here with a clean message, not in a worker.
+        load_target(target)
+        spec_path = is_spec_path(target)
+        os.environ[TARGET_ENV] = str(Path(target).resolve()) if spec_path else target
+        # Handlers resolve from the spec's folder, then the current one: watch both.
+        reload_dirs = sorted({str(Path(target).resolve().parent), str(Path.cwd())} if spec_path else {str(Path.cwd())})
+        uvicorn.run(
+            "chutes.cli.serve:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            reload=reload,
+            reload_dirs=reload_dirs if reload else None,
+            workers=None if reload else workers,
+            log_level=log_level,
+            log_config=logging_config,
+            proxy_headers=False,  # the chute's guard reads proxy headers, from trusted peers only
+        )
+        return
+    chute = _frozen(load_target(target))
+    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config, proxy_headers=False)
+
 
 def _serve(args: argparse.Namespace) -> int:
-    from chutes.server.serve import serve_target
-
     settings = Settings.load()
     try:
         serve_target(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pydantic_core
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -14,29 +13,15 @@ from starlette.responses import JSONResponse
 from chutes.chute.registry import registry_of
 from chutes.jobs.service import UnknownJobError
 from chutes.jobs.store import RunFinishedError, RunNotFoundError
+from chutes.server.core import UnsupportedMediaType, is_json_type
+from chutes.server.responses import body_errors
 
 if TYPE_CHECKING:
     from chutes.jobs.service import JobService
 
-__all__ = ["build_router", "validation_detail"]
+__all__ = ["build_router"]
 
 StatusFilter = Literal["queued", "running", "completed", "failed", "cancelled"]
-
-
-def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    """A pydantic error as FastAPI's 422 ``detail``: each problem located under ``body``.
-
-    Like FastAPI, a body that is not JSON is not echoed back; a NaN or infinite input shows as a string.
-    """
-    detail = []
-    for error in exc.errors(include_url=False):
-        item: dict[str, Any] = {"type": error["type"], "loc": ["body", *error["loc"]], "msg": error["msg"]}
-        if "input" in error:
-            item["input"] = {} if error["type"] == "json_invalid" else error["input"]
-        if error.get("ctx"):
-            item["ctx"] = error["ctx"]
-        detail.append(item)
-    return list(json.loads(pydantic_core.to_json(detail, inf_nan_mode="strings", fallback=str)))
 
 
 def build_router(service: JobService) -> APIRouter:
@@ -82,13 +67,19 @@ def build_router(service: JobService) -> APIRouter:
     async def submit_run(name: str, request: Request) -> JSONResponse:
         if name not in registry_of(service.chute).jobs or service.store is None:
             raise HTTPException(404, f"job {name!r} not found")
+        content_type = request.headers.get("content-type")
         body = await request.body()
+        if (content_type is not None or body) and not is_json_type((content_type or "").encode("latin-1")):
+            raise UnsupportedMediaType(None if content_type is None else content_type.encode("latin-1"))
         try:
             run = service.submit(name, body)
         except UnknownJobError:
             raise HTTPException(404, f"job {name!r} not found") from None
         except ValidationError as exc:
-            return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
+            # The same 422 as a cord's for the same bad body (the request id comes from the app's handler).
+            raise RequestValidationError(
+                body_errors(registry_of(service.chute).jobs[name].signature, body, exc)[0]
+            ) from None
         return JSONResponse(run.to_json(), status_code=202)
 
     return router

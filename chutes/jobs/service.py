@@ -28,7 +28,6 @@ from chutes.signature import BindingKind
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import fastapi
     import prometheus_client
 
     from chutes.chute import Chute
@@ -284,9 +283,3 @@ class JobService:
             return final
         finally:
             await self.stop()
-
-    def router(self) -> fastapi.APIRouter:
-        """The ``/_jobs`` routes of this service."""
-        from chutes.jobs.api import build_router
-
-        return build_router(self)

@@ -9,41 +9,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from chutes.chute.registry import registry_of
+from chutes.gpu import CATALOG, GPU
 from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
 from chutes.render.environment import render_template
 from chutes.render.quoting import RenderError, check_line
+from chutes.render.scaling import scaling_documents
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
-    from chutes.gpu import GPU
     from chutes.job import Job
 
 __all__ = ["GPU_PRODUCT_LABELS", "default_image", "k8s_documents", "render_k8s"]
 
 GPU_PRODUCT_LABELS: dict[str, tuple[str, ...]] = {
-    "t4": ("Tesla-T4",),
-    "l4": ("NVIDIA-L4",),
-    "a10": ("NVIDIA-A10",),
-    "a10g": ("NVIDIA-A10G",),
-    "a30": ("NVIDIA-A30",),
-    "a40": ("NVIDIA-A40",),
-    "l40": ("NVIDIA-L40",),
-    "l40s": ("NVIDIA-L40S",),
-    "a100": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
-    "a100_80gb": ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
-    "h100": ("NVIDIA-H100-80GB-HBM3",),
-    "h100_pcie": ("NVIDIA-H100-PCIe",),
-    "h100_nvl": ("NVIDIA-H100-NVL",),
-    "gh200": ("NVIDIA-GH200-480GB",),
-    "h200": ("NVIDIA-H200",),
-    "b200": ("NVIDIA-B200",),
-    "3090": ("NVIDIA-GeForce-RTX-3090",),
-    "4090": ("NVIDIA-GeForce-RTX-4090",),
-    "5090": ("NVIDIA-GeForce-RTX-5090",),
-    "a4000": ("NVIDIA-RTX-A4000",),
-    "a5000": ("NVIDIA-RTX-A5000",),
-    "a6000": ("NVIDIA-RTX-A6000",),
-    "6000_ada": ("NVIDIA-RTX-6000-Ada-Generation",),
+    gpu.name: gpu.product_labels for gpu in CATALOG.values() if gpu.product_labels
 }
 """Catalog GPU name -> values of the ``nvidia.com/gpu.product`` node label set by GPU feature discovery."""
 
@@ -58,8 +37,10 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def product_labels(gpu: GPU) -> tuple[str, ...]:
-    """The ``nvidia.com/gpu.product`` values of a catalog GPU (derived from its model name if unmapped)."""
-    return GPU_PRODUCT_LABELS.get(gpu.name) or ("-".join(gpu.display_name.split()),)
+    """The ``nvidia.com/gpu.product`` values of a catalog GPU (none for other vendors' cards)."""
+    if gpu.vendor != "nvidia":
+        return ()
+    return gpu.product_labels or ("-".join(gpu.display_name.split()),)
 
 
 def default_image(chute: Chute) -> str:
@@ -89,7 +70,7 @@ def _service_name(chute: Chute) -> str:
 
 def _affinity(chute: Chute) -> dict[str, Any] | None:
     selector = chute.node_selector
-    if selector is None:
+    if selector is None or selector.cpu_only:
         return None
     expressions: list[dict[str, Any]] = []
     narrowed = selector.include is not None or selector.max_hourly_price_per_gpu is not None
@@ -97,8 +78,6 @@ def _affinity(chute: Chute) -> dict[str, Any] | None:
         values = [label for gpu in selector.matching_gpus() for label in product_labels(gpu)]
         expressions.append({"key": PRODUCT_LABEL, "operator": "In", "values": values})
     elif selector.exclude:
-        from chutes.gpu import CATALOG
-
         values = [label for name in selector.exclude for label in product_labels(CATALOG[name])]
         expressions.append({"key": PRODUCT_LABEL, "operator": "NotIn", "values": values})
     if selector.min_vram_gb_per_gpu > 0:
@@ -108,6 +87,19 @@ def _affinity(chute: Chute) -> dict[str, Any] | None:
         return None
     terms = [{"matchExpressions": expressions}]
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def _scrape_annotations(chute: Chute, port: int) -> dict[str, Any]:
+    """Prometheus scrape annotations on the pods, when an autoscaler reads their load."""
+    if chute.max_instances is None:
+        return {}
+    return {
+        "annotations": {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/path": "/_metrics",
+            "prometheus.io/port": str(port),
+        }
+    }
 
 
 def _quantity(value: str, what: str) -> str:
@@ -130,6 +122,11 @@ def k8s_documents(
     startup_timeout: int = 600,
     shutdown_grace: float = 10.0,
     timezone: str = "UTC",
+    keda: bool = False,
+    prometheus_url: str | None = None,
+    wake_query: str | None = None,
+    database_cidr: str | None = None,
+    database_port: int = 5432,
 ) -> list[dict[str, Any]]:
     """Build the manifests as plain data: Deployment, Service, then one CronJob per scheduled job.
 
@@ -147,6 +144,14 @@ def k8s_documents(
         startup_timeout: Seconds the startup hooks may take before the pod is restarted.
         shutdown_grace: ``CHUTES_SHUTDOWN_GRACE``, to size ``terminationGracePeriodSeconds``.
         timezone: Time zone of the CronJob schedules.
+        keda: With ``max_instances``, a KEDA ScaledObject (scaling to zero) instead of a HorizontalPodAutoscaler.
+        prometheus_url: Where KEDA's Prometheus trigger asks.
+        wake_query: PromQL that wakes a chute scaled to zero (see :func:`chutes.render.scaling.scaled_object`).
+        database_cidr: The job database's address block, allowed by the egress NetworkPolicy.
+        database_port: The job database's port.
+
+    ``cpu`` and ``memory`` give way to the node selector's ``min_cpu_count`` and ``min_memory_gb``; a
+    CPU-only selector (``gpu_count=0``) requests no GPU and sets no GPU affinity.
     """
     image = check_line(image if image is not None else default_image(chute), "image")
     if not image.strip() or any(char.isspace() for char in image):
@@ -161,10 +166,15 @@ def k8s_documents(
     namespaced = {"namespace": namespace} if namespace else {}
     metadata: dict[str, Any] = {"name": chute.name, **namespaced, "labels": dict(labels)}
 
+    selector = chute.node_selector
+    if selector is not None and selector.min_cpu_count is not None:
+        cpu = str(selector.min_cpu_count)
+    if selector is not None and selector.min_memory_gb is not None:
+        memory = f"{selector.min_memory_gb}Gi"
     resources: dict[str, Any] = {"requests": {"cpu": _quantity(cpu, "cpu"), "memory": _quantity(memory, "memory")}}
     resources["limits"] = {"memory": memory}
-    if chute.node_selector is not None:
-        resources["limits"]["nvidia.com/gpu"] = chute.node_selector.gpu_count
+    if selector is not None and not selector.cpu_only:
+        resources["limits"]["nvidia.com/gpu"] = selector.gpu_count
     volume: dict[str, Any] = {"name": "data"}
     volume |= {"persistentVolumeClaim": {"claimName": data_pvc}} if data_pvc else {"emptyDir": {}}
     env = [
@@ -225,7 +235,7 @@ def k8s_documents(
             "replicas": replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": chute.name}},
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": {"labels": dict(labels), **_scrape_annotations(chute, port)},
                 "spec": {
                     "terminationGracePeriodSeconds": 5 + math.ceil(shutdown_grace) + 15,
                     **pod_spec(server, None),
@@ -244,6 +254,17 @@ def k8s_documents(
         },
     }
     documents: list[dict[str, Any]] = [deployment, service]
+    documents += scaling_documents(
+        chute,
+        metadata,
+        replicas=replicas,
+        namespace=namespace,
+        keda=keda,
+        prometheus_url=prometheus_url,
+        wake_query=wake_query,
+        database_cidr=database_cidr,
+        database_port=database_port,
+    )
     for job in registry_of(chute).jobs.values():
         if not job.schedule:
             continue
@@ -291,6 +312,11 @@ class K8sOptions(TypedDict, total=False):
     startup_timeout: int
     shutdown_grace: float
     timezone: str
+    keda: bool
+    prometheus_url: str | None
+    wake_query: str | None
+    database_cidr: str | None
+    database_port: int
 
 
 def render_k8s(
@@ -316,5 +342,6 @@ def render_k8s(
         "data_pvc": options.get("data_pvc"),
         "data_dir": DATA_DIR,
         "scheduled": scheduled,
+        "jobs": list(registry_of(chute).jobs.values()),
     }
     return render_template("k8s.yaml.j2", context | (extra or {}), templates_dir)

@@ -191,8 +191,8 @@ def _job_doc(job: Job, base_url: str, timezone: str) -> dict[str, Any]:
 
 def _hardware(chute: Chute) -> dict[str, Any] | None:
     selector = chute.node_selector
-    if selector is None:
-        return None
+    if selector is None or selector.cpu_only:
+        return None  # "No GPU required."
     low, high = selector.price_range()
     total_low, total_high = selector.price_range(total=True)
     return {

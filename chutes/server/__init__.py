@@ -1,1 +1,5 @@
-"""The serving layer: lifecycle, admission, metrics and the fast cord dispatcher."""
+"""The serving layer: the guard, the cord-call core, lifecycle, admission and metrics.
+
+Defining a chute loads only ``app``, ``route`` and ``errors`` (the FastAPI face of ``chute.app``); the
+rest loads when the chute first serves.
+"""

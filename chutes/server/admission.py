@@ -10,17 +10,28 @@ from collections import deque
 class Admission:
     """Caps cord calls executing at once; up to ``queue_size`` more wait at most ``queue_wait`` seconds.
 
+    Two counts, for two resources:
+
+    - a *place* (:meth:`enter` / :meth:`leave`) is held by every admitted call, from before its body is
+      read until it is answered; at most ``capacity + queue_size`` calls hold one, so request bodies in
+      memory are bounded by ``(capacity + queue_size) * max_body_size``. A call that finds no place is
+      turned away (429) before its body is read.
+    - a *slot* (:meth:`try_acquire` / :meth:`acquire` / :meth:`release`) is held while the work executes;
+      there are ``capacity`` of them. A call takes one only once its body has fully arrived, so a slow
+      client cannot hold a slot while it trickles its body in. A batcher takes one slot per batch.
+
     A released slot passes straight to the oldest waiter, so waiters are served in arrival order and a
     newcomer cannot overtake the queue.
     """
 
-    __slots__ = ("capacity", "queue_size", "queue_wait", "in_use", "_waiters", "_service_time")
+    __slots__ = ("capacity", "queue_size", "queue_wait", "in_use", "places", "_waiters", "_service_time")
 
     def __init__(self, capacity: int, queue_size: int, queue_wait: float) -> None:
         self.capacity = capacity
         self.queue_size = queue_size
         self.queue_wait = queue_wait
         self.in_use = 0
+        self.places = 0
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self._service_time = 0.05  # seconds; a smoothed average of recent calls, for Retry-After
 
@@ -33,6 +44,22 @@ class Admission:
     def available(self) -> int:
         """Free slots."""
         return max(0, self.capacity - self.in_use)
+
+    @property
+    def max_places(self) -> int:
+        """Calls that may be admitted at once: executing, waiting for a slot, or still reading their body."""
+        return self.capacity + (self.queue_size if self.queue_wait > 0 else 0)
+
+    def enter(self) -> bool:
+        """Admit a call (before reading its body); ``False`` when the server is full: answer 429."""
+        if self.places >= self.max_places:
+            return False
+        self.places += 1
+        return True
+
+    def leave(self) -> None:
+        """An admitted call is done (answered, refused or gone)."""
+        self.places -= 1
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free and nobody is waiting; never blocks."""

@@ -77,7 +77,8 @@ class Metrics:
         self.registry.register(self._cords)
         self.rejected = Counter(
             "chutes_requests_rejected",
-            "Requests refused: overloaded, rate_limited, too_large.",
+            "Requests refused: overloaded, rate_limited, unauthorized, too_large, body_timeout, "
+            "unsupported_media_type, timeout.",
             ("reason",),
             registry=self.registry,
         )

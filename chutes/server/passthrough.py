@@ -17,18 +17,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import httpx
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import Message, Receive, Send
 
+from chutes.server.body import ClientGone
 from chutes.server.responses import send_json
 
 if TYPE_CHECKING:
-    from chutes.cord import Cord
+    from chutes.server.core import Call, Core
 
-__all__ = ["DEFAULT_PASSTHROUGH_PORT", "ForwardedResponse", "Upstream", "upstream_url"]
+__all__ = ["DEFAULT_PASSTHROUGH_PORT", "FORWARD", "Forward", "Upstream", "upstream_url"]
 
 logger = logging.getLogger("chutes.server")
 
@@ -94,15 +96,13 @@ class Upstream:
         receive: Receive,
         send: Send,
         request_id: bytes,
-        echo_id: bool = True,
     ) -> int:
         """Forward one request to ``url`` and stream the answer to ``send``; returns the status sent.
 
         499 means the client left (the upstream request was closed); 503 that the upstream did not answer.
-        ``echo_id`` adds ``X-Request-ID`` to the answer (off when the caller's ``send`` adds it already).
         """
         id_header = (b"x-request-id", request_id)
-        ids = [id_header] if echo_id else []
+        ids = [id_header]
         request = self.client.build_request(
             method, url, headers=self._request_headers(headers, request_id), content=body
         )
@@ -155,32 +155,69 @@ async def _cancel_when_gone(receive: Receive, task: asyncio.Task[object], gone: 
     task.cancel()
 
 
-class ForwardedResponse(Response):
-    """A passthrough call answered from a FastAPI route (``TestClient(chute.app)``, a mounted ``chute.app``)."""
+class Forward:
+    """The core's strategy for passthrough cords: admitted like any cord, then forwarded, not bound.
 
-    def __init__(self, upstream: Upstream, cord: Cord, body: bytes, request_id: str, close: bool) -> None:
-        super().__init__()
-        self.upstream = upstream
-        self.cord = cord
-        self.body_bytes = body
-        self.request_id = request_id.encode("latin-1")
-        self.close = close
+    A place is taken before the body is read and a slot once it is in, as for in-process cords, so
+    ``concurrency`` bounds the calls forwarded at once and the queue answers 429 beyond it.
+    """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Forward and relay; the route's caller adds the request id to the answer."""
-        cord = self.cord
-        port = cord.passthrough_port or DEFAULT_PASSTHROUGH_PORT
+    async def serve(self, core: Core, call: Call) -> int:
+        """Answer one call (see :class:`chutes.server.core.Strategy`)."""
+        admission = core.admission
+        if not admission.enter():
+            return await core.overloaded(call)
         try:
-            self.status_code = await self.upstream.forward(
-                method=cord.method,
-                url=upstream_url(port, cord.passthrough_path or cord.public_api_path, scope["query_string"]),
-                headers=scope["headers"],
-                body=self.body_bytes,
-                receive=receive,
-                send=send,
-                request_id=self.request_id,
-                echo_id=False,
-            )
+            try:
+                await core.read_body(call)
+            except HTTPException as exc:
+                return await core.refuse(call, exc)
+            except ClientGone:
+                return 499
+            if not admission.try_acquire():
+                refused = await core.wait_for_slot(call)
+                if refused:
+                    return refused
+            try:
+                return await self._forward(core, call)
+            finally:
+                admission.release()
+                admission.observe(perf_counter() - call.started)
         finally:
-            if self.close:
-                await self.upstream.aclose()
+            admission.leave()
+
+    async def _forward(self, core: Core, call: Call) -> int:
+        cord = call.route.cord
+        timeout = call.route.timeout
+        scope, send = call.scope, call.send
+        if timeout is not None:  # a deadline needs to know whether the answer has begun
+
+            async def tracking_send(message: Message) -> None:
+                scope["chutes.response_started"] = True
+                await call.send(message)
+
+            send = tracking_send
+        port = cord.passthrough_port or DEFAULT_PASSTHROUGH_PORT
+        forwarding = core.upstream().forward(
+            method=cord.method,
+            url=upstream_url(port, cord.passthrough_path or cord.public_api_path, scope["query_string"]),
+            headers=scope["headers"],
+            body=call.body,
+            receive=call.receive,
+            send=send,
+            request_id=call.request_id,
+        )
+        if timeout is None:
+            return await forwarding
+        try:
+            async with asyncio.timeout(timeout):
+                return await forwarding
+        except TimeoutError:
+            if scope.get("chutes.response_started"):
+                return 504  # cut at the deadline mid-answer: the status line is gone, the close says it
+            detail = f"The call did not finish within the cord's timeout of {timeout:g} seconds"
+            return await core.refuse(call, HTTPException(504, detail))
+
+
+FORWARD = Forward()
+"""The strategy instance :func:`chutes.server.core.strategy_for` gives passthrough cords."""

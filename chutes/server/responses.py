@@ -25,11 +25,37 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
+def json_dumps(payload: Any) -> bytes:
+    """``payload`` as strict JSON, whatever it holds: echoed input may be NaN, infinite or a lone surrogate.
+
+    NaN and Infinity become strings (the JSON standard has no literal for them), anything else that JSON
+    cannot carry becomes its ``str``, and a lone surrogate its ``\\udXXX`` escape.
+    """
+    try:
+        return pydantic_core.to_json(payload, fallback=str, inf_nan_mode="strings")
+    except pydantic_core.PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot encode
+        safe = json.loads(pydantic_core.to_json(_escape_surrogates(payload), fallback=str, inf_nan_mode="strings"))
+        return json.dumps(safe, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_safe(payload: Any) -> Any:
+    """``payload`` as the plain JSON values :func:`json_dumps` would write (for a ``JSONResponse``)."""
+    return json.loads(json_dumps(payload))
+
+
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escape_surrogates(key): _escape_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_surrogates(item) for item in value]
+    return value
+
+
 async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Send ``payload`` as a JSON response."""
-    # A rejected NaN or Infinity is echoed as a string: the JSON standard has no literal for it.
-    body = pydantic_core.to_json(payload, fallback=str, inf_nan_mode="strings")
-    await send_bytes(send, status, body, JSON, headers)
+    await send_bytes(send, status, json_dumps(payload), JSON, headers)
 
 
 def validation_detail(exc: pydantic_core.ValidationError, where: str) -> list[dict[str, Any]]:
@@ -53,10 +79,13 @@ def body_errors(signature: HandlerSignature, body: bytes, exc: pydantic_core.Val
 
     The fast path validates straight from JSON bytes, whose messages differ from FastAPI's ("valid array"
     for "valid list"); on this error path only, the body is decoded and validated again as FastAPI does,
-    so both paths answer the same bad input with the same 422.
+    so both paths answer the same bad input with the same 422. JSON that Python's parser takes but
+    pydantic's refuses (nesting too deep, a number too large, a lone surrogate) is answered with
+    pydantic's reason, never decoded again.
     """
     if not body.strip():
         return [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}], None
+    refused = [error for error in exc.errors(include_url=False) if error["type"] == "json_invalid"]
     try:
         data = json.loads(body)
     except json.JSONDecodeError as error:
@@ -65,6 +94,13 @@ def body_errors(signature: HandlerSignature, body: bytes, exc: pydantic_core.Val
     except UnicodeDecodeError as error:
         detail = {"type": "json_invalid", "loc": ["body", error.start], "msg": "JSON decode error", "input": {}}
         return [detail | {"ctx": {"error": error.reason}}], None
+    except (RecursionError, ValueError):  # nesting or digits beyond Python's own limits
+        data = None
+    if refused:
+        reason = str(refused[0]["msg"]).removeprefix("Invalid JSON: ")
+        return [
+            {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {}, "ctx": {"error": reason}}
+        ], None
     try:
         signature.bind_python(data, from_attributes=True)
     except pydantic_core.ValidationError as again:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from chutes.chute.registry import registry_of
 from chutes.errors import StartupError
 from chutes.invoke import run_hooks
+from chutes.openapi_docs import ASSETS, ASSETS_PATH
 from chutes.server.admission import Admission
 from chutes.server.api_keys import ApiKeys
-from chutes.server.dispatcher import Dispatcher
+from chutes.server.body import BodyLimits
+from chutes.server.core import CordRoute, Core
+from chutes.server.guard import GUARDED, OPEN, PUBLIC, Guard
 from chutes.server.metrics import CONTENT_TYPE, Metrics
-from chutes.server.passthrough import Upstream
+from chutes.server.proxies import TrustedProxies
 from chutes.server.rate_limiter import RateLimiter
 from chutes.server.responses import send_bytes, send_json
 from chutes.settings import Settings
@@ -30,16 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("chutes.server")
 
 
-class _Inner:
-    """Stands in for the FastAPI router while the app builds its middleware stack around our dispatcher."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.runtime.dispatcher(scope, receive, send)
-
-
 class Runtime:
     """Everything that exists while a chute serves; created on the chute's first ASGI call."""
 
@@ -48,11 +41,15 @@ class Runtime:
         self.ready = False
         self.draining = False
         self.jobs: JobService | None = None
-        self._upstream: Upstream | None = None
         self._job_routes: list[BaseRoute] = []
-        # Defaults until the lifespan starts: the environment is read in startup(), where a bad value
-        # fails the start cleanly (an error here would make uvicorn think lifespan is unsupported).
-        self._configure(Settings.model_construct())
+        # The environment is read again in startup(), where a bad value fails the start cleanly (an
+        # error here would make uvicorn think lifespan is unsupported); until then, and for a mounted
+        # app whose lifespan never runs, the guards follow the environment when it is valid.
+        try:
+            settings = Settings.load()
+        except ValueError:
+            settings = Settings.model_construct()
+        self._configure(settings)
         self._build_entry()
 
     def _configure(self, settings: Settings) -> None:
@@ -61,43 +58,41 @@ class Runtime:
         self.metrics = Metrics(self.admission)
         self.api_keys = ApiKeys(settings.api_key_set)
         self.rate_limiter = RateLimiter(settings.rate_limit)
-        self.max_body_size = settings.max_body_size
+        self.proxies = TrustedProxies(settings.forwarded_allow_ips)
+        self.limits = BodyLimits(settings.max_body_size, settings.body_timeout)
+        self.core = Core(self.chute, self.admission, self.metrics, self.limits)
+        self.cord_routes = {
+            (cord.method, cord.public_api_path): CordRoute(cord, self.metrics) for cord in registry_of(self.chute).cords
+        }
 
     def _build_entry(self) -> None:
         app = self.chute.app
-        if not app.user_middleware:
-            # Nothing of the user's wraps the app: cords skip the framework's stack entirely.
-            self.dispatcher = Dispatcher(self, app)
-            self.entry: ASGIApp = self.dispatcher
-            self.direct = True
-            return
-        self.direct = False
-        # User middleware (CORS, ...) must see cord calls too: let FastAPI build its usual stack, with
-        # our dispatcher where the router sits and the router as the dispatcher's fallback.
-        router = app.router
-        self.dispatcher = Dispatcher(self, router)
-        app.router = _Inner(self)  # type: ignore[assignment]
-        try:
-            self.entry = app.build_middleware_stack()
-        finally:
-            app.router = router
+        # No user middleware: cords skip the app's stack (the guard calls the core); with some, cords go
+        # through it to their FastAPI routes, which call the same core.
+        direct = not app.user_middleware
+        self.guard = Guard(
+            inner=app.build_middleware_stack(),
+            core=self.core,
+            routes=self.cord_routes,
+            direct=direct,
+            builtin=self.serve_builtin,
+            keys=self.api_keys,
+            limiter=self.rate_limiter,
+            proxies=self.proxies,
+            limits=self.limits,
+            metrics=self.metrics,
+            access=access_rules(app, self.settings.public_docs),
+        )
 
     # -- ASGI ---------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection; cords skip straight to the dispatcher when nothing wraps them."""
-        if self.direct and scope["type"] == "http":
-            # The dispatcher's own lookup, one coroutine frame earlier: the hot path of every cord call.
-            # Anything it misses (a root_path prefix included) goes through the dispatcher below.
-            route = self.dispatcher.routes.get((scope["method"], scope["path"]))
-            if route is not None:
-                await self.dispatcher.serve_cord(route, scope, receive, send)
-                return
+        """Serve one ASGI connection: the lifespan here, everything else through the guard."""
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         scope["app"] = self.chute.app
-        await self.entry(scope, receive, send)
+        await self.guard(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         startup = await receive()
@@ -125,7 +120,7 @@ class Runtime:
         async def inner_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
-                    await self._close_upstream()
+                    await self.core.close()
                     await run_hooks(registry_of(self.chute).shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
@@ -145,30 +140,14 @@ class Runtime:
         self._configure(Settings.load())
         await run_hooks(registry_of(self.chute).startup_hooks, self.chute)
         await self._start_jobs()
-        await self._close_upstream()  # a previous lifespan's client belongs to its event loop
-        self._upstream = Upstream(lambda: self.chute.passthrough_headers)
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
-        # Everything alive now (the app, models loaded by hooks) lives as long as the server: moving it
-        # out of the collector's generations keeps full collections short, and so the latency tail.
-        gc.collect()
-        gc.freeze()
         self.ready = True
         declared = registry_of(self.chute)
         logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(declared.cords), len(declared.jobs))
 
-    def upstream(self) -> Upstream:
-        """The chute's pooled client to its loopback servers (passthrough cords), opened on first use."""
-        if self._upstream is None:
-            self._upstream = Upstream(lambda: self.chute.passthrough_headers)
-        return self._upstream
-
-    async def _close_upstream(self) -> None:
-        upstream, self._upstream = self._upstream, None
-        if upstream is not None:
-            await upstream.aclose()
-
     async def _start_jobs(self) -> None:
+        from chutes.jobs.api import build_router
         from chutes.jobs.service import JobService
 
         app = self.chute.app
@@ -178,7 +157,7 @@ class Runtime:
         service = JobService(self.chute, self.settings, self.metrics.registry)
         await service.start()
         before = list(app.router.routes)
-        app.include_router(service.router())
+        app.include_router(build_router(service))
         self._job_routes = [route for route in app.router.routes if route not in before]
         self.jobs = service
 
@@ -226,3 +205,15 @@ class Runtime:
             report = report.model_dump(mode="json")
         healthy = isinstance(report, dict) and report.get("status") == "healthy"
         await send_json(send, 200 if healthy else 503, report)
+
+
+def access_rules(app: FastAPI, public_docs: bool) -> dict[str, int]:
+    """Which paths the guard leaves open: health and readiness always, metrics and docs when public."""
+    rules = {"/_health": OPEN, "/_ready": OPEN}
+    docs = ["/_metrics", app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url]
+    if app.docs_url or app.redoc_url:
+        docs += [f"{ASSETS_PATH}/{name}" for name in ASSETS]
+    for path in docs:
+        if path:
+            rules[path] = PUBLIC if public_docs else GUARDED
+    return rules

@@ -1,69 +1,21 @@
-"""Starting uvicorn for a chute: in-process, or through an import string when reloading or forking workers."""
+"""Starting uvicorn for a chute object (``Chute.run_local``); serving a TARGET is the command line's job."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
 
-from chutes.server.log_config import LogFormat, log_config
+from chutes.server.log_config import log_config
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
 
-TARGET_ENV = "CHUTES_TARGET"
 logger = logging.getLogger("chutes.server")
-
-
-def create_app() -> Chute:
-    """uvicorn factory: load the chute named by ``$CHUTES_TARGET`` (each worker process calls it)."""
-    from chutes.target import load_target
-
-    return load_target(os.environ[TARGET_ENV])
-
-
-def serve_target(
-    target: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    reload: bool = False,
-    workers: int = 1,
-    log_level: str = "info",
-    log_format: LogFormat = "text",
-) -> None:
-    """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process.
-
-    Logging follows :func:`chutes.server.log_config.log_config` at ``log_level`` in ``log_format``.
-    """
-    logging_config = log_config(log_level, log_format)
-    from chutes.target import is_spec_path, load_target
-
-    if reload or workers > 1:
-        # Check the target once up front so a bad spec fails here with a clean message, not in a worker.
-        load_target(target)
-        spec_path = is_spec_path(target)
-        os.environ[TARGET_ENV] = str(Path(target).resolve()) if spec_path else target
-        # Handlers resolve from the spec's folder, then the current one: watch both.
-        reload_dirs = sorted({str(Path(target).resolve().parent), str(Path.cwd())} if spec_path else {str(Path.cwd())})
-        uvicorn.run(
-            "chutes.server.serve:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            reload=reload,
-            reload_dirs=reload_dirs if reload else None,
-            workers=None if reload else workers,
-            log_level=log_level,
-            log_config=logging_config,
-        )
-        return
-    uvicorn.run(load_target(target), host=host, port=port, log_level=log_level, log_config=logging_config)
 
 
 def _import_string(chute: Chute) -> tuple[str, str] | None:
@@ -108,6 +60,7 @@ def serve_chute(chute: Chute, *, host: str, port: int, reload: bool, log_level: 
             log_level=log_level,
             app_dir=app_dir,
             log_config=logging_config,
+            proxy_headers=False,  # the chute's guard reads proxy headers, from trusted peers only
         )
         return
-    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config)
+    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config, proxy_headers=False)

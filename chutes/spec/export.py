@@ -184,6 +184,8 @@ def _cord_data(cord: Any) -> dict[str, Any]:
             entry["passthrough_port"] = cord.passthrough_port
     if cord.provision_timeout is not None:
         entry["provision_timeout"] = cord.provision_timeout
+    if cord.timeout is not None:
+        entry["timeout"] = cord.timeout
     return entry
 
 

@@ -16,10 +16,10 @@ from chutes.spec.build import build_chute
 from chutes.spec.errors import Problem, SpecError, format_path
 from chutes.spec.source import SourceError, parse_document
 from chutes.spec.structure import StructureProblem, check_structure
-from chutes.target import SPEC_SUFFIXES
 
 __all__ = ["SPEC_SUFFIXES", "check_spec", "load_spec"]
 
+SPEC_SUFFIXES = (".toml", ".yaml", ".yml")
 """The file suffixes a spec may have."""
 
 

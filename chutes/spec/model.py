@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chutes.chute.registry import DEFAULT_PRIORITY
 from chutes.deployment import DeploymentFields
-from chutes.gpu import gpu_names
+from chutes.gpu import gpu_spellings
 from chutes.name import NAME_PATTERN, NAME_RULE
 from chutes.templates import BUILDERS
 
@@ -60,8 +60,8 @@ if TYPE_CHECKING:
     GPUName = str
     TemplateName = str
 else:
-    # An enum of catalog names in the schema, so editors complete and check GPU names.
-    GPUName = Literal[tuple(gpu_names())]
+    # An enum of catalog names and aliases in the schema, so editors complete and check GPU names.
+    GPUName = Literal[tuple(gpu_spellings())]
     TemplateName = Literal[tuple(BUILDERS)]
 
 
@@ -194,15 +194,19 @@ class FastAPITable(_Table):
 
 
 class NodeSelectorTable(_Table):
-    """Which GPUs the chute runs on: the arguments of 'NodeSelector(...)'. Leave out for CPU-only chutes."""
+    """Which GPUs the chute runs on: the arguments of 'NodeSelector(...)'; leave out or gpu_count = 0 for CPU only."""
 
-    gpu_count: int = Field(1, ge=1, le=8, description="Number of GPUs per instance (1-8).")
+    gpu_count: int = Field(1, ge=0, le=8, description="Number of GPUs per instance (0-8; 0 for CPU only).")
     min_vram_gb_per_gpu: int = Field(16, ge=0, description="Minimum VRAM of each GPU in GB.")
     max_hourly_price_per_gpu: float | None = Field(
         None, gt=0, description="Maximum indicative price per GPU-hour in USD."
     )
     include: list[GPUName] | None = Field(None, description="Only these GPUs (catalog names like 'h100').")
     exclude: list[GPUName] | None = Field(None, description="Never these GPUs (catalog names like 't4').")
+    min_cpu_count: int | None = Field(None, ge=1, description="CPUs each instance needs (the pods' CPU request).")
+    min_memory_gb: int | None = Field(
+        None, ge=1, description="Memory each instance needs in GB (the pods' memory request and limit)."
+    )
 
 
 class HookEntry(_Table):
@@ -253,6 +257,9 @@ class CordEntry(_Table):
         None,
         ge=1,
         description="The chutes SDK client's wait for a cold chute, in seconds; kept with the cord, no effect here.",
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds a call may run; past it the call is cancelled and answered 504."
     )
 
 

@@ -1,7 +1,7 @@
 """The FastAPI route of each cord and websocket, so ``chute.app`` and its OpenAPI document describe them.
 
-The server answers cords on a faster path before FastAPI's routing, but these routes are real: calling
-``chute.app`` directly (``TestClient(chute.app)``) serves the same cords with the same results.
+A cord's route is served by the cord-call core (:mod:`chutes.server.core`), the same code the guard's
+fast lookup calls: however a request reaches a cord, it gets the same answer.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import inspect
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Query
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chutes.invoke import call_handler, to_response
 from chutes.signature import BindingKind
 
 if TYPE_CHECKING:
@@ -46,46 +47,29 @@ def _accepts_empty(cord: Cord) -> bool:
     return True
 
 
-def _forwarding_endpoint(owner: object, cord: Cord) -> Any:
-    """A passthrough cord's route: the raw request is forwarded (the function is never called)."""
+class CordEndpoint:
+    """The ASGI app of a cord's FastAPI route: the cord-call core, exactly as the guard's fast lookup calls it."""
 
-    async def endpoint(request: Request) -> Response:
-        from chutes.server.passthrough import ForwardedResponse, Upstream
+    def __init__(self, owner: Any, cord: Cord) -> None:
+        self.owner = owner
+        self.cord = cord
 
-        runtime = getattr(owner, "_runtime", None)
-        upstream = runtime.upstream() if runtime is not None else None
-        request_id = str(getattr(request.state, "request_id", "")) or "-"
-        body = await request.body()
-        if upstream is None:  # the app served without the chute's server around it: a client per call
-            return ForwardedResponse(
-                Upstream(lambda: getattr(owner, "passthrough_headers", {})), cord, body, request_id, close=True
-            )
-        return ForwardedResponse(upstream, cord, body, request_id, close=False)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request for the cord."""
+        from chutes.server.core import Call  # the serving machinery loads when a chute serves, not when defined
 
-    return endpoint
+        runtime = self.owner._serving()
+        route = runtime.cord_routes[(self.cord.method, self.cord.public_api_path)]
+        await runtime.core.serve(Call.from_scope(route, scope, receive, send))
 
 
 def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
-    """Register ``cord`` on ``app`` as a FastAPI route bound to ``owner`` (the chute)."""
-    if cord.passthrough:
-        _add_forwarding_route(app, owner, cord)
-        return
-    binding = cord.signature
+    """Register ``cord`` on ``app`` as a route served by the cord-call core, documented in OpenAPI."""
     annotation = _payload_annotation(cord)
     optional = _accepts_empty(cord)
 
-    async def endpoint(request: Request, payload: Any = None) -> Response:
-        if payload is None and optional:
-            kwargs: dict[str, Any] = binding.bind_python({})
-        elif binding.kind is BindingKind.NONE:
-            kwargs = {}
-        elif binding.kind is BindingKind.FIELDS:
-            kwargs = dict(payload.__dict__)
-        else:
-            kwargs = {binding.param: payload} if binding.param else {}
-        if binding.request_param:
-            kwargs[binding.request_param] = request
-        return await to_response(cord, await call_handler(cord.func, owner, kwargs))
+    async def endpoint(request: Request, payload: Any = None) -> Response:  # pragma: no cover - documents only
+        raise NotImplementedError  # the route's ASGI app is replaced below; this only gives OpenAPI its shape
 
     params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     if annotation is not None:
@@ -114,28 +98,9 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
         name=cord.name,
         tags=["cords"],
     )
-
-
-def _add_forwarding_route(app: FastAPI, owner: object, cord: Cord) -> None:
-    endpoint = _forwarding_endpoint(owner, cord)
-    endpoint.__name__ = cord.name
-    body = cord.input_schema
-    openapi_extra = None
-    if body is not None and cord.method != "GET":  # documented, not validated: the upstream does that
-        openapi_extra = {
-            "requestBody": {"content": {"application/json": {"schema": body.model_json_schema()}}, "required": True}
-        }
-    app.add_api_route(
-        cord.public_api_path,
-        endpoint,
-        methods=[cord.method],
-        response_model=None,
-        summary=cord.name.replace("_", " ").capitalize(),
-        description=cord.description or f"Forwarded to the model server's {cord.passthrough_path}.",
-        name=cord.name,
-        tags=["cords"],
-        openapi_extra=openapi_extra,
-    )
+    route = app.router.routes[-1]
+    assert isinstance(route, APIRoute)
+    route.app = CordEndpoint(owner, cord)
 
 
 def add_websocket_route(app: FastAPI, owner: object, websocket: Websocket) -> None:
