@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from chutes import Chute
 from chutes.errors import ChuteDefinitionError
 from tests.conftest import free_port
+from tests.real_engine import ServedChute
 
 FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
 
@@ -174,3 +175,33 @@ def test_passthrough_options_are_checked() -> None:
         chute.cord("/c", passthrough=True, passthrough_path="x")(lambda self: None)
     chute.cord("/d", passthrough=True)(lambda self: None)
     assert (chute.cords[-1].passthrough_path, chute.cords[-1].passthrough_port) == ("/d", None)
+
+
+def test_admission_bounds_forwarded_calls(upstream: tuple[int, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    port, _ = upstream
+    monkeypatch.setenv("CHUTES_QUEUE_SIZE", "0")
+    chute = Chute(
+        username="me",
+        name="proxy",
+        image="python:3.11",
+        concurrency=1,
+        passthrough_headers={"Authorization": "Bearer k"},
+    )
+    chute.cord("/chat", passthrough=True, passthrough_path="/v1/chat/completions", passthrough_port=port)(
+        lambda self: None
+    )
+    served = ServedChute(chute)
+    served.start(timeout=30)
+    try:
+        body = {"stream": True, "chunks": 40, "delay": 0.05}
+        with httpx.stream("POST", f"{served.url}/chat", json=body, timeout=30) as first:
+            assert first.status_code == 200
+            lines = first.iter_lines()  # kept: a dropped iterator closes the response
+            next(lines)  # the slot is taken while the answer streams
+            second = httpx.post(f"{served.url}/chat", json={"x": 1}, timeout=30)
+            assert second.status_code == 429
+            assert second.headers["retry-after"]
+        after = httpx.post(f"{served.url}/chat", json={"x": 2}, timeout=30)  # the slot came back
+        assert after.status_code == 200
+    finally:
+        served.stop()
