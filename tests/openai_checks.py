@@ -293,6 +293,171 @@ def chat_tokenize(client: openai.OpenAI, model: str, http: httpx.Client) -> None
     assert answer.json()["count"] > 5
 
 
+@check
+def system_and_parts(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    messages: list[Any] = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "world"}]},
+    ]
+    answer = client.chat.completions.create(model=model, messages=messages, max_tokens=4, user="someone")
+    assert answer.choices[0].message.role == "assistant"
+
+
+@check
+def chat_stop(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=40, stop=["e", "a"], seed=2)
+    content = answer.choices[0].message.content or ""
+    assert "e" not in content
+    assert "a" not in content
+
+
+@check
+def stop_token_ids(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    tokens = http.post("/tokenize", json={"model": model, "prompt": "hello"}).json()["tokens"]
+    answer = client.completions.create(
+        model=model,
+        prompt="hello",
+        max_tokens=1,
+        logit_bias={str(tokens[-1]): 100},
+        extra_body={"stop_token_ids": [tokens[-1]]},
+    )
+    assert answer.choices[0].finish_reason == "stop"
+
+
+@check
+def several_prompts(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt=["hello", "the quick"], max_tokens=3)
+    assert sorted(c.index for c in answer.choices) == [0, 1]
+
+
+@check
+def completion_n_two(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(model=model, prompt="hello", max_tokens=3, n=2, logprobs=1)
+    assert len(answer.choices) == 2
+    assert all(c.logprobs is not None for c in answer.choices)
+
+
+@check
+def completion_stream_usage(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    chunks = list(
+        client.completions.create(
+            model=model, prompt="hello", max_tokens=5, stream=True, stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True},
+        )
+    )  # fmt: skip
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+@check
+def chat_stream_logprobs(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=MESSAGES, max_tokens=4, stream=True, logprobs=True, top_logprobs=1
+        )
+    )
+    assert any(c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content for c in chunks)
+
+
+@check
+def tools_required_stream(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=MESSAGES, max_tokens=120, tools=TOOLS, tool_choice="required", seed=0, stream=True
+        )
+    )
+    names = [
+        call.function.name
+        for chunk in chunks
+        if chunk.choices and chunk.choices[0].delta.tool_calls
+        for call in chunk.choices[0].delta.tool_calls
+        if call.function and call.function.name
+    ]
+    assert names == ["get_weather"]
+
+
+@check
+def tool_choice_none(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=6, tools=TOOLS, tool_choice="none"
+    )
+    assert not answer.choices[0].message.tool_calls
+
+
+@check
+def tool_result_turn(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    messages: list[Any] = [
+        *MESSAGES,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    answer = client.chat.completions.create(model=model, messages=messages, max_tokens=4, tools=TOOLS)
+    assert answer.choices[0].finish_reason in ("length", "stop", "tool_calls")
+
+
+@check
+def structured_choice(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=10, extra_body={"structured_outputs": {"choice": ["yes", "no"]}}
+    )
+    assert answer.choices[0].message.content in ("yes", "no")
+
+
+@check
+def structured_regex(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = client.completions.create(
+        model=model, prompt="hello", max_tokens=10, extra_body={"structured_outputs": {"regex": "[0-9]{3}"}}
+    )
+    text = answer.choices[0].text
+    assert len(text) == 3
+    assert text.isdigit()
+
+
+@check
+def prompt_logprobs(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = http.post(
+        "/v1/completions", json={"model": model, "prompt": "hello world", "max_tokens": 1, "prompt_logprobs": 1}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["choices"][0]["prompt_logprobs"]
+
+
+@check
+def continue_final_message(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    messages: list[Any] = [*MESSAGES, {"role": "assistant", "content": "Well,"}]
+    answer = client.chat.completions.create(
+        model=model,
+        messages=messages,
+        max_tokens=3,
+        extra_body={"continue_final_message": True, "add_generation_prompt": False},
+    )
+    assert answer.choices[0].message.role == "assistant"
+
+
+@check
+def missing_messages(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = http.post("/v1/chat/completions", json={"model": model})
+    assert answer.status_code == 400
+    assert "messages" in answer.json()["error"]["message"]
+
+
+@check
+def malformed_json(client: openai.OpenAI, model: str, http: httpx.Client) -> None:
+    answer = http.post("/v1/chat/completions", content=b'{"model": ', headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == 400
+
+
 def run_checks(client: openai.OpenAI, model: str, http: httpx.Client) -> dict[str, str | None]:
     """Every check's outcome: None when it passed, else why it failed."""
     outcomes: dict[str, str | None] = {}
