@@ -373,7 +373,9 @@ def tools_required_stream(client: openai.OpenAI, model: str, http: httpx.Client)
         for call in chunk.choices[0].delta.tool_calls
         if call.function and call.function.name
     ]
-    assert names == ["get_weather"]
+    assert names
+    assert set(names) == {"get_weather"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
 
 
 @check

@@ -114,29 +114,39 @@ def test_generate_helpers_reach_the_engine(served: ServedChute) -> None:
     assert whole
 
 
-def finished(engine_url: str, key: str, reason: str) -> float:
-    """How many requests vLLM has finished for ``reason`` (``abort``, ``length``, ...), from its metrics."""
-    metrics = httpx.get(f"{engine_url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10).text
-    pattern = rf'^vllm:request_success_total{{[^}}]*finished_reason="{reason}"[^}}]*}} ([0-9.e+]+)$'
-    return sum(float(value) for value in re.findall(pattern, metrics, re.MULTILINE))
+def engine_metrics(engine_url: str, key: str) -> dict[str, float]:
+    """vLLM's running requests, generated tokens and requests finished by length, from its metrics."""
+    text = httpx.get(f"{engine_url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10).text
+    names = {
+        "running": r"vllm:num_requests_running\{[^}]*\}",
+        "generated": r"vllm:generation_tokens_total\{[^}]*\}",
+        "length": r'vllm:request_success_total\{[^}]*finished_reason="length"[^}]*\}',
+    }
+    found = {}
+    for name, pattern in names.items():
+        values = re.findall(rf"^{pattern} ([0-9.e+]+)$", text, re.MULTILINE)
+        assert values, f"vLLM reports {name}"
+        found[name] = sum(float(value) for value in values)
+    return found
 
 
 def test_a_client_that_leaves_aborts_the_generation(served: ServedChute) -> None:
     engine_url, key = engine_of(served)
-    aborted, completed = finished(engine_url, key, "abort"), finished(engine_url, key, "length")
+    before = engine_metrics(engine_url, key)
     # 32 sequences of 480 tokens: seconds of work on a CPU, so the client leaves while they are generated.
     body = {"model": MODEL, "prompt": "hello", "max_tokens": 480, "n": 32, "stream": True, "ignore_eos": True}
     with httpx.stream("POST", f"{served.url}/v1/completions", json=body, timeout=60) as response:
         assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                json.loads(line[5:])  # generation has begun
-                break
+        lines = response.iter_lines()
+        json.loads(next(line for line in lines if line.startswith("data:"))[5:])  # generation has begun
+        assert engine_metrics(engine_url, key)["running"] == 32
     deadline = time.monotonic() + 10
-    while finished(engine_url, key, "abort") == aborted and time.monotonic() < deadline:
+    while engine_metrics(engine_url, key)["running"] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert finished(engine_url, key, "abort") > aborted
-    assert finished(engine_url, key, "length") == completed  # none of them ran to the end
+    after = engine_metrics(engine_url, key)
+    assert after["running"] == 0
+    assert after["length"] == before["length"]  # none of the 32 ran to its end
+    assert after["generated"] - before["generated"] < 32 * 480 / 2
 
 
 def test_engine_sigkill_is_never_reported_healthy_and_ends_the_chute(served: ServedChute) -> None:
