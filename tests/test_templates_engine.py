@@ -240,3 +240,18 @@ def test_the_sdks_import_path_of_the_embedding_template() -> None:
     from chutes.chute.template.embedding import build_embedding_chute as sdk_builder
 
     assert sdk_builder is build_embedding_chute
+
+
+def test_the_sglang_template_serves_through_its_engine(tmp_path: Path) -> None:
+    chute = fake_chute(tmp_path, build_sglang_chute, engine_args={"context_length": 4096})
+    with TestClient(chute) as client:
+        wait_for(lambda: client.get("/_ready").status_code == 200)
+        answer = client.post("/v1/chat/completions", json={"model": "org/Fake", "messages": [], "top_k": 3})
+        assert answer.status_code == 200
+        assert answer.json()["received"] == {"model": "org/Fake", "messages": [], "top_k": 3}
+        assert answer.json()["extra_flags"] == ["--context-length", "4096"]
+        assert client.get("/v1/models").json()["data"][0]["id"] == "org/Fake"
+        assert client.post("/tokenize", json={"prompt": "a"}).status_code == 404  # not an SGLang cord
+    started = next(e for e in events(tmp_path / "engine.jsonl") if e["event"] == "started")
+    assert started["argv"][:2] == ["--model-path", "org/Fake"]
+    assert started["argv"][-2:] == ["--context-length", "4096"]
