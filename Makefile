@@ -52,6 +52,7 @@ check: lint typecheck test
 bench:
 	$(PYTHON) benchmarks/bench_server.py
 	$(PYTHON) benchmarks/bench_jobs.py
+	$(PYTHON) benchmarks/bench_templates.py
 
 # Regenerate the published JSON Schema of the spec (a test fails when either copy drifts).
 schema:
