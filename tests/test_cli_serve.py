@@ -120,6 +120,8 @@ def test_readme_python_examples_build_chutes() -> None:
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
     assert len(blocks) >= 2
     for block in blocks:
+        if re.match(r"# [\w/]+\.py\n", block):
+            continue  # a file of a larger example (a spec's handlers, a test), run by its own test
         namespace: dict[str, object] = {"__name__": "readme_example"}
         exec(compile(block, "README.md", "exec"), namespace)
         chute = namespace["chute"]

@@ -58,6 +58,7 @@ def test_import_is_light() -> None:
         "chutes.server",
         "chutes.server.app",
         "chutes.server.errors",
+        "chutes.server.openapi_docs",
         "chutes.server.responses",
         "chutes.server.route",
     }

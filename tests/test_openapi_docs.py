@@ -14,7 +14,7 @@ from conftest import require
 from fastapi.testclient import TestClient
 
 from chutes.chute import Chute
-from chutes.openapi_docs import ASSETS
+from chutes.server.openapi_docs import ASSETS
 
 Start = Callable[..., tuple[int, subprocess.Popen[bytes]]]
 

@@ -22,8 +22,8 @@ from chutes.image import Image
 from chutes.job import Job
 from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
-from chutes.openapi_docs import add_offline_docs, docs_urls
 from chutes.server.app import ChuteApp
+from chutes.server.openapi_docs import add_offline_docs, docs_urls
 from chutes.server.route import add_cord_route, add_websocket_route
 from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
@@ -288,11 +288,17 @@ class Chute:
         path: str | None = None,
         provision_timeout: int | None = None,
         timeout: float | None = None,
+        max_batch_size: int | None = None,
+        batch_wait_ms: float = 5.0,
+        batch_field: str | None = None,
         passthrough: bool = False,
         passthrough_path: str | None = None,
         passthrough_port: int | None = None,
     ) -> Callable[[F], F]:
         """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour").
+
+        With ``max_batch_size`` concurrent calls are batched: the function takes a list of inputs and
+        returns a list of outputs (README, "Dynamic batching").
 
         Without ``public_api_path`` the cord is served at ``path`` (the SDK's name for it), else at
         ``/<function name>``. ``provision_timeout`` is the SDK's client-side wait for a cold chute: kept in
@@ -324,6 +330,9 @@ class Chute:
                 stream=stream,
                 provision_timeout=provision_timeout,
                 timeout=timeout,
+                max_batch_size=max_batch_size,
+                batch_wait_ms=batch_wait_ms,
+                batch_field=batch_field,
                 passthrough=passthrough,
                 passthrough_path=passthrough_path,
                 passthrough_port=passthrough_port,

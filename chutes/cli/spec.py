@@ -28,6 +28,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files")
     schema.add_argument("--path", action="store_true", help="print where the installed schema file is instead")
+    schema.add_argument(
+        "--markdown", action="store_true", help="print the reference of every table and key as Markdown instead"
+    )
+    schema.add_argument(
+        "--write",
+        metavar="FILE",
+        help="replace the Markdown reference between the spec-reference markers of FILE (like README.md)",
+    )
     schema.set_defaults(handler=run_schema)
 
     export = commands.add_parser("export", help="write the spec of a chute defined in Python")
@@ -57,8 +65,20 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    """Print the schema (or its installed path)."""
-    if args.path:
+    """Print the schema (or its installed path, or its Markdown reference), or update a file's reference."""
+    if args.write:
+        from chutes.render.spec_reference import write_reference
+
+        try:
+            changed = write_reference(Path(args.write))
+        except OSError as exc:
+            return cannot_write(args.write, exc)
+        print(f"{'updated' if changed else 'unchanged'}: {args.write}")
+    elif args.markdown:
+        from chutes.render.spec_reference import spec_reference
+
+        sys.stdout.write(spec_reference())
+    elif args.path:
         print(schema_path())
     else:
         sys.stdout.write(schema_text())
