@@ -145,10 +145,13 @@ class ImageStep(_Table):
     from_base: str | None = Field(None, description="Base image, like 'nvidia/cuda:12.4.1-runtime-ubuntu22.04'.")
     with_python: str | None = Field(None, description="CPython version to make the image's python, like '3.11'.")
     apt_install: str | list[str] | None = Field(None, description="Debian packages to install, like ['git', 'curl'].")
+    apt_remove: str | list[str] | None = Field(None, description="Debian packages to remove, like ['build-essential'].")
     pip_install: str | list[str] | PipInstallArgs | None = Field(
         None, description="Python packages to install, or a table {packages = [...], index_url = '...'}."
     )
-    run_command: str | None = Field(None, description="A single-line shell command to run.")
+    run_command: str | None = Field(
+        None, description="A shell command to run; the lines of a multi-line one are joined with '&&' into one RUN."
+    )
     with_env: EnvArgs | None = Field(None, description="An environment variable: {key = 'HF_HOME', value = '/cache'}.")
     set_workdir: str | None = Field(None, description="Working directory for later steps and the container.")
     set_user: str | None = Field(None, description="User (name or uid[:gid]) for later steps and the container.")
@@ -266,6 +269,16 @@ class CordEntry(BatchingFields, _CordBasics):
     """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
 
 
+class PortTable(_Table):
+    """A port a job listens on (the published SDK's 'Port'): a container port in the Kubernetes manifests."""
+
+    name: str = Field(
+        pattern=r"^[a-z]+[0-9]*$", max_length=15, description="Port name: lowercase letters, then digits."
+    )
+    port: int = Field(ge=2202, le=65535, description="Port number: 2202, or 8002-65535.")
+    proto: Literal["tcp", "udp", "http"] = Field("tcp", description="Protocol: tcp, udp or http.")
+
+
 class JobEntry(_Table):
     """A background job: the arguments of '@chute.job(...)' and the function it decorates."""
 
@@ -278,6 +291,11 @@ class JobEntry(_Table):
     )
     retry_count: int = Field(3, ge=0, le=100, description="Retries after a failed attempt (0-100).")
     timeout: float | None = Field(None, gt=0, description="Seconds each attempt may run.")
+    ports: list[PortTable] = Field(
+        default_factory=list, description="Ports the job listens on, one [[job.ports]] each."
+    )
+    upload: bool = Field(True, description="Keep the files each run leaves in its output folder, with the run.")
+    ssh: bool = Field(False, description="Accepted for the published SDK; only the hosted platform provides SSH.")
 
 
 class WebsocketEntry(_Table):
