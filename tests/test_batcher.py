@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chutes.server.admission import Admission
-from chutes.server.batcher import Batcher, BatchError, BatchOverloadedError
+from chutes.server.batcher import Batcher, BatchError, BatchOverloadedError, BatchTooLargeError
 
 WAIT = 0.005
 
@@ -321,7 +321,9 @@ def test_a_full_queue_refuses_with_retry_after() -> None:
             await batcher.call("one too many")
         assert 1 <= refused.value.retry_after <= 60
         with pytest.raises(BatchOverloadedError):
-            await batcher.submit(["a", "b", "c", "d", "e"])  # more items than fit: refused whole
+            await batcher.submit(["a", "b"])  # more items than fit now: refused whole, retry later
+        with pytest.raises(BatchTooLargeError, match="the request has 5 items; at most 4 can wait"):
+            await batcher.submit(["a", "b", "c", "d", "e"])  # more than can ever fit: retrying cannot help
         for _ in range(3):
             model.release()
             await settle()
@@ -412,3 +414,23 @@ def test_bad_settings_are_refused() -> None:
         Batcher(FakeModel(), None, max_batch_size=0, batch_wait=0.0, slots=Admission(1, 1, 1), max_queued=1)
     with pytest.raises(ValueError, match="batch_wait"):
         Batcher(FakeModel(), None, max_batch_size=1, batch_wait=-1.0, slots=Admission(1, 1, 1), max_queued=1)
+
+
+def test_an_async_batch_nobody_waits_for_is_stopped_and_frees_its_slot() -> None:
+    async def scenario() -> None:
+        clock, model = FakeClock(), FakeModel(hold=True)
+        batcher = make(model, clock, max_batch_size=2)
+        calls = [spawn(batcher, i) for i in range(2)]
+        await settle()
+        assert batcher.slots.in_use == 1  # type: ignore[attr-defined]
+        calls[0].cancel()
+        await settle()
+        assert batcher.running == 1  # one caller still waits: the batch goes on
+        calls[1].cancel()
+        await settle()
+        assert batcher.running == 0
+        assert batcher.slots.in_use == 0  # type: ignore[attr-defined]
+        model.hold = False
+        assert await asyncio.gather(batcher.call("a"), batcher.call("b")) == ["out:a", "out:b"]
+
+    asyncio.run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import re
@@ -284,6 +285,22 @@ def test_batch_field_items_are_split_across_batches_and_come_back_in_order(isola
     assert wrong.status_code == 422
 
 
+def test_a_request_with_more_items_than_can_ever_queue_is_413(isolated: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUTES_QUEUE_SIZE", "2")  # at most 2 batches of 4 items wait: 8 items
+    chute = new_chute()
+
+    @chute.cord(public_api_path="/embed_many", max_batch_size=4, batch_field="texts")
+    def embed_many(self: Any, texts: list[str]) -> list[EmbedOutput]:
+        return [EmbedOutput(embedding=[1.0]) for _ in texts]
+
+    with TestClient(chute) as client:
+        fits = client.post("/embed_many", json={"texts": ["a"] * 8})
+        too_many = client.post("/embed_many", json={"texts": ["a"] * 9})
+    assert fits.status_code == 200
+    assert too_many.status_code == 413
+    assert too_many.json()["detail"] == "The request has 9 items; at most 8 can wait to be batched"
+
+
 def test_overload_answers_429_with_retry_after(isolated: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHUTES_QUEUE_SIZE", "0")  # no batch may wait for the busy slot
     release = threading.Event()
@@ -368,3 +385,20 @@ def test_the_fastapi_route_batches_too_and_openapi_documents_one_request(isolate
     assert many_ok["items"] == {"$ref": "#/components/schemas/EmbedOutput"}
     many_in = schema["paths"]["/embed_many"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert schema["components"]["schemas"][many_in["$ref"].rsplit("/", 1)[1]]["properties"]["texts"]["type"] == "array"
+
+
+def test_a_hung_batch_times_out_with_504_and_frees_its_slot(isolated: None) -> None:
+    chute = new_chute(concurrency=1)
+
+    @chute.cord(public_api_path="/embed", max_batch_size=4, batch_wait_ms=1.0, timeout=0.3)
+    async def embed(self: Any, inputs: list[EmbedInput]) -> list[EmbedOutput]:
+        if any(item.text == "hang" for item in inputs):
+            await asyncio.sleep(60)
+        return [EmbedOutput(embedding=[1.0]) for _ in inputs]
+
+    with TestClient(chute) as client:
+        hung = client.post("/embed", json={"text": "hang"})
+        after = client.post("/embed", json={"text": "fine"})
+    assert hung.status_code == 504
+    assert hung.json()["request_id"] == hung.headers["x-request-id"]
+    assert after.status_code == 200

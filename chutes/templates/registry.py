@@ -17,6 +17,7 @@ from typing import Any
 TEMPLATES: dict[str, str] = {
     "vllm": "chutes.templates.vllm:build_vllm_chute",
     "sglang": "chutes.templates.sglang:build_sglang_chute",
+    "embedding": "chutes.templates.embedding:build_embedding_chute",
     "diffusion": "chutes.templates.diffusion:build_diffusion_chute",
 }
 """Each template's builder, as ``module:function``, by its ``standard_template`` name."""
