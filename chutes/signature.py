@@ -107,7 +107,7 @@ def _is_collection(annotation: Any) -> bool:
     return False
 
 
-def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+def list_fields(model: type[BaseModel]) -> frozenset[str]:
     """The query keys of a model's collection fields (by alias, as FastAPI reads them)."""
     return frozenset(
         field.alias or name for name, field in model.model_fields.items() if _is_collection(field.annotation)
@@ -184,14 +184,14 @@ class HandlerSignature:
                     f"got {len(inputs)} ({', '.join(p.name for p in inputs)})"
                 )
             param_name = inputs[0].name if inputs else None
-            return cls(BindingKind.MODEL, input_schema, param_name, request_param, (), _list_fields(input_schema))
+            return cls(BindingKind.MODEL, input_schema, param_name, request_param, (), list_fields(input_schema))
         if not inputs:
             return cls(BindingKind.NONE, None, None, request_param, (), frozenset())
         if len(inputs) == 1 and inputs[0].default is inspect.Parameter.empty:
             only = inputs[0]
             if _is_model(only.annotation):
                 return cls(
-                    BindingKind.MODEL, only.annotation, only.name, request_param, (), _list_fields(only.annotation)
+                    BindingKind.MODEL, only.annotation, only.name, request_param, (), list_fields(only.annotation)
                 )
             if _is_dict(only.annotation):
                 return cls(BindingKind.DICT, None, only.name, request_param, (), frozenset())

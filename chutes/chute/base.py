@@ -288,8 +288,14 @@ class Chute:
         path: str | None = None,
         provision_timeout: int | None = None,
         timeout: float | None = None,
+        max_batch_size: int | None = None,
+        batch_wait_ms: float = 5.0,
+        batch_field: str | None = None,
     ) -> Callable[[F], F]:
         """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour").
+
+        With ``max_batch_size`` concurrent calls are batched: the function takes a list of inputs and
+        returns a list of outputs (README, "Dynamic batching").
 
         Without ``public_api_path`` the cord is served at ``path`` (the SDK's name for it), else at
         ``/<function name>``. ``provision_timeout`` is the SDK's client-side wait for a cold chute: kept in
@@ -316,6 +322,9 @@ class Chute:
                 stream=stream,
                 provision_timeout=provision_timeout,
                 timeout=timeout,
+                max_batch_size=max_batch_size,
+                batch_wait_ms=batch_wait_ms,
+                batch_field=batch_field,
                 localns=sys._getframe(1).f_locals,
             )
             for other in registry.cords:

@@ -44,6 +44,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from chutes.errors import ChutesError
 from chutes.invoke import call_handler
+from chutes.server.batched import Batched
 from chutes.server.body import BodyLimits, ClientGone
 from chutes.server.disconnect import Watchdog
 from chutes.server.errors import error_body, log_failure, user_handler
@@ -121,6 +122,8 @@ class CordRoute:
 
 def strategy_for(cord: Cord) -> Strategy:
     """The strategy that executes ``cord``'s calls (the plug-in point for new kinds of cords)."""
+    if cord.batch is not None:
+        return Batched(cord, cord.batch, CordTimeout)
     return IN_PROCESS
 
 

@@ -16,6 +16,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 
 from chutes.server.admission import Admission
 
+BATCH_SIZE_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0)
+BATCH_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -44,6 +46,67 @@ class CordStats:
         entry[0] += 1
         entry[1] += seconds
         entry[2 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+
+class _Histogram:
+    """Count, sum and per-bucket counts of one observed quantity (cumulated only at scrape time)."""
+
+    __slots__ = ("bounds", "count", "total", "buckets")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (len(bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.buckets[bisect_left(self.bounds, value)] += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        running = 0.0
+        out = []
+        for bound, count in zip((*self.bounds, float("inf")), self.buckets, strict=True):
+            running += count
+            out.append((_le(bound), running))
+        return out
+
+
+class BatchStats:
+    """Sizes of the batches a batching cord ran, and how long each one's oldest item waited for it."""
+
+    __slots__ = ("path", "method", "sizes", "waits")
+
+    def __init__(self, path: str, method: str) -> None:
+        self.path = path
+        self.method = method
+        self.sizes = _Histogram(BATCH_SIZE_BUCKETS)
+        self.waits = _Histogram(BATCH_WAIT_BUCKETS)
+
+    def record_batch(self, size: int, wait: float) -> None:
+        """Count one batch as it starts (on the event loop only, so no lock)."""
+        self.sizes.observe(size)
+        self.waits.observe(wait)
+
+
+class _BatchCollector:
+    def __init__(self) -> None:
+        self.stats: list[BatchStats] = []
+
+    def collect(self) -> Iterator[Metric]:
+        if not self.stats:  # no batching cord: no empty families in the exposition
+            return
+        labels = ["path", "method"]
+        sizes = HistogramMetricFamily("chutes_batch_size", "Items per batch of a batching cord.", labels=labels)
+        waits = HistogramMetricFamily(
+            "chutes_batch_wait_seconds", "Wait of a batch's oldest item before the batch ran.", labels=labels
+        )
+        for stats in self.stats:
+            sizes.add_metric([stats.path, stats.method], stats.sizes.cumulative(), stats.sizes.total)
+            waits.add_metric([stats.path, stats.method], stats.waits.cumulative(), stats.waits.total)
+        yield sizes
+        yield waits
 
 
 class _CordCollector:
@@ -75,6 +138,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._cords = _CordCollector()
         self.registry.register(self._cords)
+        self._batches = _BatchCollector()
+        self.registry.register(self._batches)
         self.rejected = Counter(
             "chutes_requests_rejected",
             "Requests refused: overloaded, rate_limited, unauthorized, too_large, body_timeout, "
@@ -93,6 +158,12 @@ class Metrics:
         """The stats record of one cord, exported at scrape time."""
         stats = CordStats(path, method)
         self._cords.stats.append(stats)
+        return stats
+
+    def batch_stats(self, path: str, method: str) -> BatchStats:
+        """The batch record of one batching cord, exported at scrape time."""
+        stats = BatchStats(path, method)
+        self._batches.stats.append(stats)
         return stats
 
     def render(self) -> bytes:

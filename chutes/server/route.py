@@ -91,7 +91,7 @@ def add_cord_route(app: FastAPI, owner: object, cord: Cord) -> None:
         cord.public_api_path,
         endpoint,
         methods=[cord.method],
-        response_model=None if content_type != "application/json" else cord.output_model,
+        response_model=None if content_type != "application/json" else cord.response_model,
         responses=responses or None,
         summary=cord.name.replace("_", " ").capitalize(),
         description=cord.description,

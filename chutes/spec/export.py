@@ -12,6 +12,7 @@ from typing import Any
 import tomli_w
 import yaml
 
+from chutes.batching import BATCHING_KEYS
 from chutes.chute import Chute
 from chutes.chute.registry import DEFAULT_PRIORITY, Hook, Registry, registry_of
 from chutes.deployment import DEPLOYMENT_KEYS, DeploymentFields
@@ -180,6 +181,11 @@ def _cord_data(cord: Any) -> dict[str, Any]:
         entry["provision_timeout"] = cord.provision_timeout
     if cord.timeout is not None:
         entry["timeout"] = cord.timeout
+    if cord.max_batch_size is not None:
+        for key in BATCHING_KEYS:
+            value = getattr(cord, key)
+            if value is not None and value != defaults[key]:
+                entry[key] = value
     return entry
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chutes.batching import BatchingFields
 from chutes.chute.registry import DEFAULT_PRIORITY
 from chutes.deployment import DeploymentFields
 from chutes.gpu import gpu_spellings
@@ -218,9 +219,7 @@ class HookEntry(_Table):
     )
 
 
-class CordEntry(_Table):
-    """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
-
+class _CordBasics(_Table):
     handler: str = _reference("The function serving the cord", "app.api:generate")
     public_api_path: str | None = Field(
         None, description="URL path of the cord, like '/generate'; without it (and without path): '/<function name>'."
@@ -248,6 +247,10 @@ class CordEntry(_Table):
     timeout: float | None = Field(
         None, gt=0, description="Seconds a call may run; past it the call is cancelled and answered 504."
     )
+
+
+class CordEntry(BatchingFields, _CordBasics):
+    """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
 
 
 class JobEntry(_Table):

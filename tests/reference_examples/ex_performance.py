@@ -10,7 +10,8 @@ import aiohttp
 
 from reference_examples.doubles import FakeModel
 
-chute = Chute(username="reference", name="ref-performance", image="python:3.11")
+# The example's batching needs calls to run at once: under the default concurrency=1 every batch holds one.
+chute = Chute(username="reference", name="ref-performance", image="python:3.11", concurrency=8)
 
 
 # fmt: off
