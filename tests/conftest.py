@@ -49,7 +49,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., tuple[int, subprocess
         args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
     ) -> tuple[int, subprocess.Popen[bytes]]:
         port = free_port()
-        full_env = {**os.environ, "CHUTES_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), **(env or {})}
+        # No drain after SIGTERM unless a test asks for one: teardown stops servers with SIGTERM.
+        full_env = {
+            **os.environ,
+            "CHUTES_DATA_DIR": str(tmp_path / "data"),
+            "CHUTES_DRAIN_SECONDS": "0",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
         argv = [sys.executable, "-m", *[a.replace("{port}", str(port)) for a in args]]
         proc = subprocess.Popen(
             argv, cwd=cwd or tmp_path, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -42,6 +42,7 @@ def serve_target(
     workers: int = 1,
     log_level: str = "info",
     log_format: LogFormat = "text",
+    shutdown_grace: float | None = None,
 ) -> None:
     """Serve a spec file or ``module:attr``; ``reload`` and ``workers`` re-load the target in each process.
 
@@ -52,7 +53,12 @@ def serve_target(
     from chutes.server.log_config import log_config
     from chutes.target import is_spec_path, load_target
 
-    logging_config = log_config(log_level, log_format)
+    options: dict[str, Any] = {
+        "log_config": log_config(log_level, log_format),
+        "proxy_headers": False,  # the chute's guard reads proxy headers, from trusted peers only
+        # In-flight calls and streams get this long once the drain is over (README, "Shutdown").
+        "timeout_graceful_shutdown": shutdown_grace,
+    }
 
     if reload or workers > 1:
         # Check the target once up front so a bad spec fails here with a clean message, not in a worker.
@@ -70,12 +76,10 @@ def serve_target(
             reload_dirs=reload_dirs if reload else None,
             workers=None if reload else workers,
             log_level=log_level,
-            log_config=logging_config,
-            proxy_headers=False,  # the chute's guard reads proxy headers, from trusted peers only
+            **options,
         )
         return
-    chute = _frozen(load_target(target))
-    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config, proxy_headers=False)
+    uvicorn.run(_frozen(load_target(target)), host=host, port=port, log_level=log_level, **options)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -89,6 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             log_level=args.log_level or settings.log_level,
             log_format=settings.log_format,
+            shutdown_grace=settings.shutdown_grace,
         )
     except SystemExit as exc:
         # uvicorn exits with 3 when the chute fails to start (a startup hook or a setting): a failed check.

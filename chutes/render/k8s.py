@@ -121,6 +121,7 @@ def k8s_documents(
     memory: str = "2Gi",
     startup_timeout: int = 600,
     shutdown_grace: float = 10.0,
+    drain_seconds: float = 5.0,
     timezone: str = "UTC",
     keda: bool = False,
     prometheus_url: str | None = None,
@@ -143,6 +144,7 @@ def k8s_documents(
         memory: Memory request and limit of each pod.
         startup_timeout: Seconds the startup hooks may take before the pod is restarted.
         shutdown_grace: ``CHUTES_SHUTDOWN_GRACE``, to size ``terminationGracePeriodSeconds``.
+        drain_seconds: ``CHUTES_DRAIN_SECONDS``, set in the pods; the ``preStop`` waits as long.
         timezone: Time zone of the CronJob schedules.
         keda: With ``max_instances``, a KEDA ScaledObject (scaling to zero) instead of a HorizontalPodAutoscaler.
         prometheus_url: Where KEDA's Prometheus trigger asks.
@@ -182,6 +184,8 @@ def k8s_documents(
         # The CronJobs below fire the schedules; the pods' own schedulers would fire them again.
         {"name": "CHUTES_SCHEDULER", "value": "false"},
         {"name": "CHUTES_TIMEZONE", "value": timezone},
+        {"name": "CHUTES_DRAIN_SECONDS", "value": f"{drain_seconds:g}"},
+        {"name": "CHUTES_SHUTDOWN_GRACE", "value": f"{shutdown_grace:g}"},
     ]
 
     def pod_spec(container: dict[str, Any], restart: str | None) -> dict[str, Any]:
@@ -224,8 +228,10 @@ def k8s_documents(
         "startupProbe": probe("/_health", 10, max(1, math.ceil(startup_timeout / 10))),
         "readinessProbe": probe("/_ready", 5, 3),
         "livenessProbe": probe("/_health", 20, 3),
-        # Endpoints drop the pod a moment after SIGTERM is sent; keep serving until they have.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+        # Endpoints drop the pod a moment after it starts terminating; keep serving until they have. Then
+        # SIGTERM: the chute drains as long again (/_ready 503, still serving), then gives in-flight work
+        # its grace (README, "Shutdown").
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", f"{drain_seconds:g}"]}}},
     }
     deployment = {
         "apiVersion": "apps/v1",
@@ -237,7 +243,7 @@ def k8s_documents(
             "template": {
                 "metadata": {"labels": dict(labels), **_scrape_annotations(chute, port)},
                 "spec": {
-                    "terminationGracePeriodSeconds": 5 + math.ceil(shutdown_grace) + 15,
+                    "terminationGracePeriodSeconds": 2 * math.ceil(drain_seconds) + math.ceil(shutdown_grace) + 15,
                     **pod_spec(server, None),
                 },
             },
@@ -311,6 +317,7 @@ class K8sOptions(TypedDict, total=False):
     memory: str
     startup_timeout: int
     shutdown_grace: float
+    drain_seconds: float
     timezone: str
     keda: bool
     prometheus_url: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from chutes.server.openapi_docs import ASSETS, ASSETS_PATH
 from chutes.server.proxies import TrustedProxies
 from chutes.server.rate_limiter import RateLimiter
 from chutes.server.responses import send_bytes, send_json
+from chutes.server.shutdown import Drain
 from chutes.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class Runtime:
         """The job service's clock; None for the system clock (``chutes.testing`` sets a fake one)."""
         self.setting_overrides: dict[str, Any] = {}
         """Settings that win over the environment at the next start (``chutes.testing`` sets a few)."""
+        self._stopping: asyncio.Task[None] | None = None
         self._job_routes: list[BaseRoute] = []
         # The environment is read again in startup(), where a bad value fails the start cleanly (an
         # error here would make uvicorn think lifespan is unsupported); until then, and for a mounted
@@ -56,6 +59,7 @@ class Runtime:
             settings = Settings.model_construct()
         self._configure(settings)
         self._build_entry()
+        self._sigterm = Drain(0, on_drain=self._unready, on_exit=self._stop_jobs)
 
     def _configure(self, settings: Settings) -> None:
         self.settings = settings
@@ -147,6 +151,9 @@ class Runtime:
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
         self._build_entry()
         self.ready = True
+        self._stopping = None
+        self._sigterm = Drain(self.settings.drain_seconds, on_drain=self._unready, on_exit=self._stop_jobs)
+        self._sigterm.install()
         declared = registry_of(self.chute)
         logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(declared.cords), len(declared.jobs))
 
@@ -165,11 +172,21 @@ class Runtime:
         self._job_routes = [route for route in app.router.routes if route not in before]
         self.jobs = service
 
-    async def _drain(self) -> None:
+    def _unready(self) -> None:
         self.ready = False
         self.draining = True
-        if self.jobs is not None:
-            await self.jobs.stop()
+
+    def _stop_jobs(self) -> None:
+        """Start stopping the jobs: they get their grace while uvicorn gives in-flight calls theirs."""
+        if self._stopping is None and self.jobs is not None:
+            self._stopping = asyncio.ensure_future(self.jobs.stop())
+
+    async def _drain(self) -> None:
+        self._unready()
+        self._sigterm.uninstall()
+        self._stop_jobs()
+        if self._stopping is not None:
+            await self._stopping
 
     # -- built-in routes ----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -46,21 +46,18 @@ def serve_chute(chute: Chute, *, host: str, port: int, reload: bool, log_level: 
         return
     from chutes.settings import Settings
 
-    logging_config = log_config(log_level, Settings.load().log_format)
+    settings = Settings.load()
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "log_config": log_config(log_level, settings.log_format),
+        "proxy_headers": False,  # the chute's guard reads proxy headers, from trusted peers only
+        "timeout_graceful_shutdown": settings.shutdown_grace,  # after the drain (README, "Shutdown")
+    }
     found = _import_string(chute) if reload else None
     if reload and found is None:
         logger.warning("reload needs the chute importable as module:attr; serving without reload")
     if found is not None:
         reference, app_dir = found
-        uvicorn.run(
-            reference,
-            host=host,
-            port=port,
-            reload=True,
-            log_level=log_level,
-            app_dir=app_dir,
-            log_config=logging_config,
-            proxy_headers=False,  # the chute's guard reads proxy headers, from trusted peers only
-        )
+        uvicorn.run(reference, host=host, port=port, reload=True, app_dir=app_dir, **options)
         return
-    uvicorn.run(chute, host=host, port=port, log_level=log_level, log_config=logging_config, proxy_headers=False)
+    uvicorn.run(chute, host=host, port=port, **options)
