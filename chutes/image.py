@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import glob
 import re
+import shlex
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from chutes.text import is_one_line
 
 __all__ = [
     "DEFAULT_BASE",
+    "DEFAULT_PYTHON",
     "Add",
     "AptInstall",
+    "AptRemove",
     "Entrypoint",
     "Env",
     "Expose",
@@ -36,6 +42,9 @@ __all__ = [
 
 DEFAULT_BASE = "python:3.11-slim"
 """Base image used when ``from_base`` is not called."""
+
+DEFAULT_PYTHON = "3.12"
+"""CPython version ``with_python()`` installs when called without one."""
 
 # Repository path component, as in the Docker distribution reference grammar.
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -120,6 +129,14 @@ class AptInstall:
 
 
 @dataclass(frozen=True, slots=True)
+class AptRemove:
+    """Remove Debian packages (and what only they needed) with apt-get."""
+
+    method: ClassVar[str] = "apt_remove"
+    packages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PipInstall:
     """Install Python packages with pip, optionally from another index."""
 
@@ -194,10 +211,13 @@ class Expose:
     port: int
 
 
-Step = FromBase | Python | AptInstall | PipInstall | Run | Env | Workdir | User | Add | Entrypoint | Maintainer | Expose
+Step = (
+    FromBase | Python | AptInstall | AptRemove | PipInstall | Run | Env | Workdir | User | Add | Entrypoint | Maintainer
+) | Expose
 """Any build step."""
 
-_STEP_TYPES: tuple[type[Step], ...] = (FromBase, Python, AptInstall, PipInstall, Run, Env, Workdir, User, Add)
+_STEP_TYPES: tuple[type[Step], ...] = (FromBase, Python, AptInstall, AptRemove, PipInstall, Run, Env, Workdir, User)
+_STEP_TYPES += (Add,)
 _STEP_TYPES += (Entrypoint, Maintainer, Expose)
 _STEP_METHODS: tuple[str, ...] = (*(step_type.method for step_type in _STEP_TYPES), "copy")
 
@@ -225,9 +245,13 @@ class Image:
         name: Image name, same rule as ``username``.
         tag: Docker tag: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``, at most 128.
         readme: Free-form description.
+        folder: The chute's folder, which ``add()`` sources are relative to and checked in; by default the
+            folder of the module that creates the image (the current directory when there is none).
     """
 
-    def __init__(self, username: str, name: str, tag: str, readme: str = "") -> None:
+    def __init__(
+        self, username: str, name: str, tag: str, readme: str = "", *, folder: str | Path | None = None
+    ) -> None:
         component_rule = "use lowercase letters and digits, separated by '.', '_' or '-', e.g. 'my-image'"
         self.username = _matching("image username", username, _COMPONENT, component_rule)
         self.name = _matching("image name", name, _COMPONENT, component_rule)
@@ -239,6 +263,10 @@ class Image:
         self.readme = readme
         self._steps: list[Step] = [FromBase(DEFAULT_BASE)]
         self._base_set = False
+        if folder is None:
+            module_file = sys._getframe(1).f_globals.get("__file__")
+            folder = Path(module_file).parent if isinstance(module_file, str) else Path.cwd()
+        self.folder = Path(folder)
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -290,8 +318,8 @@ class Image:
         self._base_set = True
         return self
 
-    def with_python(self, version: str) -> Image:
-        """Make CPython ``version`` (e.g. ``"3.11"`` or ``"3.11.9"``) the image's ``python``."""
+    def with_python(self, version: str = DEFAULT_PYTHON) -> Image:
+        """Make CPython ``version`` (e.g. ``"3.11"`` or ``"3.11.9"``; default :data:`DEFAULT_PYTHON`) the ``python``."""
         return self._append(Python(_matching("python version", version, _PYTHON_VERSION, "expected e.g. '3.11'")))
 
     def apt_install(self, packages: str | Sequence[str]) -> Image:
@@ -299,6 +327,13 @@ class Image:
         rule = "expected a lowercase Debian package name, optionally pinned like 'pkg=1.2-3'"
         return self._append(
             AptInstall(_packages("apt_install", packages, lambda item: bool(_APT_PACKAGE.fullmatch(item)), rule))
+        )
+
+    def apt_remove(self, packages: str | Sequence[str]) -> Image:
+        """Remove Debian packages, e.g. ``["build-essential"]`` once a build step no longer needs them."""
+        rule = "expected a lowercase Debian package name"
+        return self._append(
+            AptRemove(_packages("apt_remove", packages, lambda item: bool(_APT_PACKAGE.fullmatch(item)), rule))
         )
 
     def pip_install(self, packages: str | Sequence[str], index_url: str | None = None) -> Image:
@@ -319,8 +354,15 @@ class Image:
         return self._append(PipInstall(checked, index_url))
 
     def run_command(self, command: str) -> Image:
-        """Run a single-line shell command; join several with ``&&``."""
-        return self._append(Run(_text("run_command command", command)))
+        """Run a shell command. A multi-line command is joined into one ``RUN`` line.
+
+        Lines ending in ``\\`` continue on the next; a line ending or starting with ``&&``, ``||``,
+        ``|`` or ``;`` joins its neighbour as written; other lines are joined with ``&&``, so the
+        step fails as soon as one line fails. Blank lines and ``#`` comment lines are dropped.
+        """
+        if not isinstance(command, str):
+            raise ImageError(f"run_command command must be a string, got {type(command).__name__} {command!r}")
+        return self._append(Run(_text("run_command command", _one_line(command))))
 
     def with_env(self, key: str, value: str) -> Image:
         """Set environment variable ``key`` to ``value``."""
@@ -338,18 +380,30 @@ class Image:
         return self._append(User(_matching("user", user, _USER, "expected a name or uid[:gid], e.g. 'chutes'")))
 
     def add(self, source: str, dest: str) -> Image:
-        """Copy ``source`` from the build context to ``dest`` in the image."""
-        return self._append(Add(_text("add source", source), _text("add dest", dest)))
+        """Copy ``source`` (relative to the chute's folder, see ``folder``) to ``dest`` in the image.
+
+        Raises:
+            ImageError: ``source`` matches nothing in the chute's folder (``docker build`` would fail).
+        """
+        source = _text("add source", source)
+        dest = _text("add dest", dest)
+        if not source.startswith("/") and not glob.glob(glob.escape(str(self.folder)) + "/" + source):
+            raise ImageError(
+                f"add source {source!r} does not exist in the chute's folder {str(self.folder)!r}; "
+                "sources are copied from there into the image"
+            )
+        return self._append(Add(source, dest))
 
     copy = add
 
-    def with_entrypoint(self, args: Sequence[str]) -> Image:
-        """Set the entrypoint in exec form, e.g. ``["python", "-m", "app"]``."""
-        if isinstance(args, str) or not isinstance(args, Sequence) or not args:
+    def with_entrypoint(self, *args: str | Sequence[str]) -> Image:
+        """Set the entrypoint in exec form: ``with_entrypoint("python", "-m", "app")`` or a list of the same."""
+        arguments: object = args[0] if len(args) == 1 and not isinstance(args[0], str) else args
+        if isinstance(arguments, str) or not isinstance(arguments, Sequence) or not arguments:
             raise ImageError(
-                f"with_entrypoint expects a non-empty list of arguments like ['python', 'app.py'], got {args!r}"
+                f"with_entrypoint expects arguments like ('python', 'app.py') or a list of them, got {args!r}"
             )
-        return self._append(Entrypoint(tuple(_text("with_entrypoint argument", arg) for arg in args)))
+        return self._append(Entrypoint(tuple(_text("with_entrypoint argument", arg) for arg in arguments)))
 
     def with_maintainer(self, maintainer: str) -> Image:
         """Record who maintains the image, e.g. ``"Jane <jane@example.com>"``."""
@@ -391,17 +445,25 @@ class Image:
 
     @classmethod
     def from_steps_data(
-        cls, username: str, name: str, tag: str, steps: Iterable[Mapping[str, Any]], readme: str = ""
+        cls,
+        username: str,
+        name: str,
+        tag: str,
+        steps: Iterable[Mapping[str, Any]],
+        readme: str = "",
+        folder: str | Path | None = None,
     ) -> Image:
         """Build an image from the data shape that ``to_steps_data`` returns.
 
         A table value is passed as keyword arguments; any other value as the single argument.
 
+        ``add`` sources are checked in ``folder`` (the spec's folder; the current directory by default).
+
         Raises:
             ImageError: A step is not a one-key table, names an unknown method, or has bad arguments;
                 the message starts with the step's position, e.g. ``steps[2] (apt_install): ...``.
         """
-        image = cls(username, name, tag, readme)
+        image = cls(username, name, tag, readme, folder=folder if folder is not None else Path.cwd())
         for index, entry in enumerate(steps):
             if not isinstance(entry, Mapping) or len(entry) != 1:
                 raise ImageError(
@@ -424,3 +486,45 @@ class Image:
                 # Wrong keyword names or counts in the table.
                 raise ImageError(f"steps[{index}] ({method}): bad arguments {value!r}: {exc}") from exc
         return image
+
+
+_JOINING = ("&&", "||", "|", ";")
+
+
+def _one_line(command: str) -> str:
+    """A multi-line shell command as the one line a ``RUN`` holds, or an error saying why it cannot be."""
+    if "\n" not in command and "\r" not in command:
+        return command
+    logical: list[str] = []
+    pending = ""
+    for raw in command.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].rstrip() + " "
+            continue
+        logical.append((pending + line).strip())
+        pending = ""
+    if pending.strip():
+        logical.append(pending.strip())
+    joined = ""
+    for line in logical:
+        if "<<" in line:
+            raise ImageError(f"run_command: a here-document ({line!r}) cannot be joined into one line; use printf")
+        try:
+            shlex.split(line, comments=True)
+        except ValueError:
+            raise ImageError(
+                f"run_command: the line {line!r} opens a quote it does not close; a quoted string cannot span "
+                "lines of a multi-line command"
+            ) from None
+        if not joined:
+            joined = line
+        elif joined.endswith(_JOINING) or line.startswith(_JOINING):
+            joined = f"{joined} {line}"
+        else:
+            joined = f"{joined} && {line}"
+    if not joined:
+        raise ImageError("run_command command must not be empty")
+    return joined

@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +22,12 @@ from chutes.image import (
     Workdir,
 )
 
+# The chute folder of these images: add() sources must exist there.
+IMAGE_CONTEXT = Path(__file__).parent / "image_context"
+
 
 def make() -> Image:
-    return Image(username="mycompany", name="custom-ai", tag="1.0")
+    return Image(username="mycompany", name="custom-ai", tag="1.0", folder=IMAGE_CONTEXT)
 
 
 def full_image() -> Image:
@@ -172,9 +176,7 @@ def test_invalid_index_url() -> None:
         make().pip_install("torch", index_url="ftp://x")
 
 
-def test_run_command_rejects_newline_and_nul() -> None:
-    with pytest.raises(ImageError, match="run_command command must be a single line"):
-        make().run_command("apt-get update\nrm -rf /")
+def test_run_command_rejects_nul_and_other_separators() -> None:
     with pytest.raises(ImageError, match="single line without control characters"):
         make().run_command("echo \0")
     for separator in ("\u2028", "\x85", "\x0b", "\x1b[2J"):
@@ -220,11 +222,19 @@ def test_invalid_base() -> None:
         make().from_base("ubuntu 22.04")
 
 
-def test_entrypoint_needs_list() -> None:
-    with pytest.raises(ImageError, match="with_entrypoint expects a non-empty list"):
-        make().with_entrypoint("python app.py")  # type: ignore[arg-type]
-    with pytest.raises(ImageError, match="with_entrypoint expects a non-empty list"):
+def test_entrypoint_needs_arguments() -> None:
+    with pytest.raises(ImageError, match="with_entrypoint expects arguments"):
+        make().with_entrypoint()
+    with pytest.raises(ImageError, match="with_entrypoint expects arguments"):
         make().with_entrypoint([])
+
+
+def test_entrypoint_takes_arguments_or_a_list() -> None:
+    assert make().with_entrypoint("python", "-m", "app").steps[-1] == Entrypoint(("python", "-m", "app"))
+    assert make().with_entrypoint(["python", "-m", "app"]).steps[-1] == Entrypoint(("python", "-m", "app"))
+    assert make().with_entrypoint("serve").steps[-1] == Entrypoint(("serve",))
+    with pytest.raises(ImageError, match="with_entrypoint argument"):
+        make().with_entrypoint("python", "")
 
 
 @pytest.mark.parametrize("port", [0, 65536, True, "80"])
@@ -263,7 +273,7 @@ def test_default_base_omitted_from_steps_data() -> None:
 
 def test_steps_data_round_trip() -> None:
     image = full_image()
-    rebuilt = Image.from_steps_data("mycompany", "custom-ai", "1.0", image.to_steps_data())
+    rebuilt = Image.from_steps_data("mycompany", "custom-ai", "1.0", image.to_steps_data(), folder=IMAGE_CONTEXT)
     assert rebuilt == image
     assert rebuilt.steps == image.steps
     default = make().run_command("true")
@@ -275,10 +285,11 @@ def test_from_steps_data_accepts_copy_alias_and_keyword_tables() -> None:
         "acme",
         "app",
         "1",
-        [{"copy": {"source": "a", "dest": "/b"}}, {"apt_install": {"packages": "git"}}],
+        [{"copy": {"source": "weights", "dest": "/b"}}, {"apt_install": {"packages": "git"}}],
         readme="hi",
+        folder=IMAGE_CONTEXT,
     )
-    assert image.steps[1:] == (Add("a", "/b"), AptInstall(("git",)))
+    assert image.steps[1:] == (Add("weights", "/b"), AptInstall(("git",)))
     assert image.readme == "hi"
 
 
@@ -299,3 +310,82 @@ def test_from_steps_data_bad_arguments() -> None:
         Image.from_steps_data("acme", "app", "1", [{"apt_install": ["Git"]}])
     with pytest.raises(ImageError, match=r"steps\[1\] \(from_base\): from_base\('x'\) must be called before"):
         Image.from_steps_data("acme", "app", "1", [{"set_user": "app"}, {"from_base": "x"}])
+
+
+# -- the chutes SDK's builder forms -------------------------------------------------------------------------
+
+
+def test_multi_line_run_command_becomes_one_line() -> None:
+    command = """
+        apt-get update && \\
+            apt-get install -y git
+        # a comment line
+
+        pip install --upgrade pip
+        echo 'a  b' |
+            wc -c
+        true
+            && echo done
+    """
+    [step] = make().run_command(command).steps[1:]
+    assert step == Run(
+        "apt-get update && apt-get install -y git && pip install --upgrade pip && echo 'a  b' | wc -c "
+        "&& true && echo done"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("echo 'a\nb'", "opens a quote it does not close"),
+        ("cat <<EOF\nhello\nEOF", "here-document"),
+        ("\n  # only a comment\n", "must not be empty"),
+    ],
+)
+def test_multi_line_run_command_that_cannot_be_one_line(command: str, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        make().run_command(command)
+
+
+def test_multi_line_run_command_renders_as_one_run() -> None:
+    from chutes.render.dockerfile import render_step
+
+    [step] = make().run_command("apt-get update\napt-get install -y curl").steps[1:]
+    assert render_step(step) == ["RUN apt-get update && apt-get install -y curl"]
+
+
+def test_with_python_defaults_to_the_documented_version() -> None:
+    from chutes.image import DEFAULT_PYTHON
+
+    assert make().with_python().steps[-1] == Python(DEFAULT_PYTHON)
+    assert DEFAULT_PYTHON == "3.12"
+
+
+def test_apt_remove() -> None:
+    from chutes.image import AptRemove
+    from chutes.render.dockerfile import render_step
+
+    image = make().apt_remove("build-essential git")
+    assert image.steps[-1] == AptRemove(("build-essential", "git"))
+    assert image.to_steps_data() == [{"apt_remove": ["build-essential", "git"]}]
+    assert render_step(image.steps[-1])[0] == "RUN apt-get remove -y --purge build-essential git \\"
+    with pytest.raises(ImageError, match="invalid apt_remove package"):
+        make().apt_remove("Bad;rm")
+
+
+def test_add_source_must_exist_in_the_chutes_folder(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"0")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "a.json").write_text("{}")
+    image = Image(username="acme", name="app", tag="1", folder=tmp_path)
+    image.add("model.bin", "/app/model.bin").add("configs/", "/app/configs/").add("configs/*.json", "/etc/app/")
+    with pytest.raises(ImageError, match=r"add source 'missing.json' does not exist in the chute's folder"):
+        image.add("missing.json", "/app/")
+    with pytest.raises(ImageError, match=r"steps\[0\] \(add\): add source 'nope'"):
+        Image.from_steps_data("acme", "app", "1", [{"add": {"source": "nope", "dest": "/x"}}], folder=tmp_path)
+
+
+def test_add_source_defaults_to_the_creating_modules_folder() -> None:
+    image = Image(username="acme", name="app", tag="1")
+    assert image.folder == Path(__file__).parent
+    image.add("image_context/requirements.txt", "/app/requirements.txt")

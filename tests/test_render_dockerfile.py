@@ -20,8 +20,12 @@ def lines(text: str) -> list[str]:
     return text.splitlines()
 
 
+# The chute folder of these images: add() sources must exist there.
+IMAGE_CONTEXT = Path(__file__).parent / "image_context"
+
+
 def image() -> Image:
-    return Image(username="mycompany", name="custom-ai", tag="1.0")
+    return Image(username="mycompany", name="custom-ai", tag="1.0", folder=IMAGE_CONTEXT)
 
 
 def test_plain_string_image_is_the_base() -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from chutes.image import (
     Add,
     AptInstall,
+    AptRemove,
     Entrypoint,
     Env,
     Expose,
@@ -155,6 +156,13 @@ def render_step(step: Step) -> list[str]:
             *lines,
             "RUN apt-get update \\",
             f"    && apt-get install -y --no-install-recommends {packages} \\",
+            "    && rm -rf /var/lib/apt/lists/*",
+        ]
+    if isinstance(step, AptRemove):
+        packages = shell_join(step.packages, "apt_remove package")
+        return [
+            f"RUN apt-get remove -y --purge {packages} \\",
+            "    && apt-get autoremove -y \\",
             "    && rm -rf /var/lib/apt/lists/*",
         ]
     if isinstance(step, PipInstall):

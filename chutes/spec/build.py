@@ -153,7 +153,12 @@ class _Builder:
             return None
         try:
             return Image.from_steps_data(
-                built["username"], built["name"], built["tag"], built.get("steps", []), built.get("readme", "")
+                built["username"],
+                built["name"],
+                built["tag"],
+                built.get("steps", []),
+                built.get("readme", ""),
+                folder=self.folder,
             )
         except ImageError as exc:
             match = _STEP_ERROR.match(str(exc))

@@ -145,10 +145,13 @@ class ImageStep(_Table):
     from_base: str | None = Field(None, description="Base image, like 'nvidia/cuda:12.4.1-runtime-ubuntu22.04'.")
     with_python: str | None = Field(None, description="CPython version to make the image's python, like '3.11'.")
     apt_install: str | list[str] | None = Field(None, description="Debian packages to install, like ['git', 'curl'].")
+    apt_remove: str | list[str] | None = Field(None, description="Debian packages to remove, like ['build-essential'].")
     pip_install: str | list[str] | PipInstallArgs | None = Field(
         None, description="Python packages to install, or a table {packages = [...], index_url = '...'}."
     )
-    run_command: str | None = Field(None, description="A single-line shell command to run.")
+    run_command: str | None = Field(
+        None, description="A shell command to run; the lines of a multi-line one are joined with '&&' into one RUN."
+    )
     with_env: EnvArgs | None = Field(None, description="An environment variable: {key = 'HF_HOME', value = '/cache'}.")
     set_workdir: str | None = Field(None, description="Working directory for later steps and the container.")
     set_user: str | None = Field(None, description="User (name or uid[:gid]) for later steps and the container.")
