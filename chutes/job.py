@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import inspect
+import json
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from croniter import CroniterBadDateError, croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chutes.errors import ChuteDefinitionError
 from chutes.signature import HandlerSignature
 
+__all__ = ["RESERVED_NAMES", "Job", "Port", "check_schedule", "current_output_dir"]
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
 RESERVED_NAMES = frozenset({"runs"})
+
+current_output_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("chutes_output_dir", default=None)
+"""The output folder of the job attempt running in this context (each run's task has its own)."""
+
+
+class Port(BaseModel):
+    """A port a job listens on (the published SDK's ``Port``): a container port in the Kubernetes manifests.
+
+    ``name`` is lowercase letters then digits; ``port`` is 2202 or above 8001 (the server's own ports are
+    below); ``proto`` is ``tcp``, ``udp`` or ``http`` (served over TCP).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z]+[0-9]*$", max_length=15)
+    port: int
+    proto: Literal["tcp", "udp", "http"] = "tcp"
+
+    @field_validator("port")
+    @classmethod
+    def _port_range(cls, value: int) -> int:
+        if value == 2202 or 8001 < value <= 65535:
+            return value
+        raise ValueError("port must be 2202 or from 8002 to 65535 (lower ones are the server's)")
 
 
 CRON_MACROS = {
@@ -101,7 +133,11 @@ class Job:
     retry_count: int = 3
     timeout: float | None = None
     localns: Mapping[str, Any] | None = field(default=None, repr=False)
+    ports: list[Port] = field(default_factory=list)
+    upload: bool = True
+    ssh: bool = False
     signature: HandlerSignature = field(init=False)
+    keywords: bool = field(init=False, default=False)  # the function takes ``**job_data``
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -123,8 +159,52 @@ class Job:
             isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or self.timeout <= 0
         ):
             raise ChuteDefinitionError(f"timeout must be a positive number of seconds or None, got {self.timeout!r}")
-        self.signature = HandlerSignature.of(self.func, what="job", localns=self.localns)
+        self.ports = _ports(self.ports)
+        for flag in ("upload", "ssh"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ChuteDefinitionError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if self.ssh:
+            warnings.warn(
+                f"job {self.name}: ssh=True is only meaningful on the hosted platform; no SSH server is started",
+                UserWarning,
+                stacklevel=4,
+            )
+        self.signature = HandlerSignature.of(self._bindable(), what="job", localns=self.localns)
         self.localns = None
+
+    def _bindable(self) -> Callable[..., Any]:
+        """The function as the input binding sees it: without its ``**job_data`` parameter, if any."""
+        try:
+            sig = inspect.signature(self.func)
+        except (TypeError, ValueError):
+            return self.func  # HandlerSignature reports it
+        params = [param for param in sig.parameters.values() if param.kind is not param.VAR_KEYWORD]
+        if len(params) == len(sig.parameters):
+            return self.func
+        self.keywords = True
+
+        @functools.wraps(self.func)
+        def bindable(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - only its signature is read
+            raise NotImplementedError
+
+        bindable.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        return bindable
+
+    def bind(self, input_json: str, output_dir: Path | None = None) -> dict[str, Any]:
+        """The keyword arguments of a run from its stored input; raises pydantic's ``ValidationError``.
+
+        A function taking ``**job_data`` (the SDK's style) also gets the input's other keys and, as in
+        the SDK, ``output_dir``: the attempt's output folder.
+        """
+        kwargs = self.signature.bind_json(input_json.encode())
+        if self.keywords:
+            data = json.loads(input_json) if input_json.strip() else {}
+            if isinstance(data, dict):
+                for key, value in data.items():
+                    kwargs.setdefault(key, value)
+            if output_dir is not None:
+                kwargs["output_dir"] = str(output_dir)
+        return kwargs
 
     @property
     def max_attempts(self) -> int:
@@ -135,3 +215,19 @@ class Job:
     def description(self) -> str:
         """The handler's docstring."""
         return inspect.cleandoc(self.func.__doc__ or "")
+
+
+def _ports(ports: Any) -> list[Port]:
+    if not isinstance(ports, list | tuple):
+        raise ChuteDefinitionError(f"ports must be a list of Port(name=..., port=..., proto=...), got {ports!r}")
+    checked: list[Port] = []
+    for index, port in enumerate(ports):
+        try:
+            checked.append(port if isinstance(port, Port) else Port.model_validate(port))
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'port'}: {e['msg']}" for e in exc.errors())
+            raise ChuteDefinitionError(f"ports[{index}]: {problem}") from None
+    names = [port.name for port in checked]
+    if len(set(names)) != len(names):
+        raise ChuteDefinitionError(f"ports: each port needs a name of its own, got {names}")
+    return checked

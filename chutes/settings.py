@@ -24,7 +24,18 @@ class Settings(BaseSettings):
     queue_size: int = Field(64, ge=0, description="Cord calls that may wait for a free slot beyond `concurrency`.")
     queue_wait: float = Field(30.0, ge=0, description="Seconds a queued cord call waits before a 429.")
     job_backoff: float = Field(1.0, ge=0, description="Delay before a job's first retry; doubles each retry.")
+    job_backoff_max: float = Field(300.0, ge=0, description="Longest delay between two attempts of a run, in seconds.")
     job_workers: int = Field(1, ge=1, description="Job runs executing at once in one process.")
+    job_retention: float = Field(
+        7 * 24 * 3600.0, ge=0, description="Seconds finished runs (and their files) are kept; 604800 is 7 days."
+    )
+    job_lease: float = Field(
+        30.0, gt=0, description="Seconds a running attempt stays owned without renewal before another process takes it."
+    )
+    database_url: str = Field(
+        "",
+        description="postgresql://... to keep job runs in PostgreSQL, shared by replicas; unset: SQLite in data_dir.",
+    )
     scheduler: bool = Field(True, description="Fire cron schedules from this process.")
     timezone: str = Field("UTC", description="Time zone in which cron schedules are read.")
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")

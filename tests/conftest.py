@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,34 @@ def require(available: bool, what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is missing, but CI installs it (make install)")
     pytest.skip(f"{what} is missing here: `make install` installs it")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the whole session (``tests/postgres.py``)."""
+    from postgres import Cluster, server_bin
+
+    bindir = server_bin()
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        bindir = None
+    require(bindir is not None, "PostgreSQL (postgresql-15 and the postgres extra: psycopg)")
+    assert bindir is not None
+    cluster = Cluster(bindir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(postgres_cluster: Any) -> str:
+    """The URL of an empty PostgreSQL database of this test's own."""
+    return str(postgres_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings that select each run store in turn: ``{}`` (SQLite) or ``{"database_url": ...}``."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("database_url")}

@@ -1,4 +1,4 @@
-"""The /_jobs routes, through the chute's full lifecycle (``TestClient(chute)``)."""
+"""The /_jobs routes, through the chute's full lifecycle (``TestClient(chute)``), on both stores."""
 
 from __future__ import annotations
 
@@ -51,8 +51,10 @@ def hold(self: Chute) -> str:
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_env: dict[str, str]) -> Iterator[TestClient]:
     monkeypatch.setenv("CHUTES_DATA_DIR", str(tmp_path))
+    if store_env:
+        monkeypatch.setenv("CHUTES_DATABASE_URL", store_env["database_url"])
     monkeypatch.setenv("CHUTES_JOB_BACKOFF", "0")
     monkeypatch.setenv("CHUTES_SHUTDOWN_GRACE", "0.1")
     release.clear()
@@ -205,8 +207,12 @@ def test_a_chute_without_jobs_has_no_store(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "data").exists()
 
 
-def test_runs_survive_a_restart_of_the_chute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_survive_a_restart_of_the_chute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_env: dict[str, str]
+) -> None:
     monkeypatch.setenv("CHUTES_DATA_DIR", str(tmp_path))
+    if store_env:
+        monkeypatch.setenv("CHUTES_DATABASE_URL", store_env["database_url"])
     with TestClient(chute) as first:
         run_id = first.post("/_jobs/add", json={"a": 1}).json()["id"]
         wait_for(first, run_id, lambda run: run["status"] == "completed")

@@ -42,8 +42,8 @@ async def opaque(self):
 @chute.job(retry_count=0)
 async def cancels_itself(self):
     import os
-    from chutes.jobs.store import RunStore
-    store = RunStore(Path(os.environ["CHUTES_DATA_DIR"]) / "cli-test.jobs.sqlite3")
+    from chutes.jobs.sqlite_store import SqliteBackend
+    store = SqliteBackend(Path(os.environ["CHUTES_DATA_DIR"]) / "cli-test.jobs.sqlite3")
     [run] = store.runs(status="running")
     store.cancel(run.id, 0.0)  # as the API of a server sharing the store would
     return "too late"

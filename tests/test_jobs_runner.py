@@ -1,12 +1,15 @@
-"""Executing runs: retries with exponential backoff, per-attempt timeouts, cancellation and orphans."""
+"""Executing attempts: rescheduled retries with capped jittered backoff, timeouts, cancellation, orphans, files.
+
+Each test runs against both stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,8 @@ from pydantic import BaseModel, ConfigDict
 from chutes.chute import Chute
 from chutes.jobs.clock import ManualClock
 from chutes.jobs.metrics import JobMetrics
-from chutes.jobs.runner import Runner, is_orphan, new_owner
-from chutes.jobs.store import Run, RunStore
+from chutes.jobs.runner import Runner, backoff_delay, is_orphan, new_owner
+from chutes.jobs.store import Run, RunStore, open_store
 
 chute = Chute(username="test", name="runner-test", image="python:3.11")
 calls: dict[str, int] = {}
@@ -94,34 +97,38 @@ async def strict(self: Chute, value: Strict) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "runs.db")
+def store(tmp_path: Path, store_env: dict[str, str]) -> Iterator[RunStore]:
+    store = open_store(store_env.get("database_url"), tmp_path, "runner-test")
+    yield store
+    store.close()
 
 
-def make_runner(store: RunStore, clock: ManualClock, backoff: float = 1.0) -> Runner:
-    return Runner(chute, store, clock, JobMetrics(CollectorRegistry()), backoff)
+def make_runner(store: RunStore, clock: ManualClock, backoff: float = 1.0, backoff_max: float = 300.0) -> Runner:
+    outputs = Path(tempfile.mkdtemp(prefix="outputs-"))
+    return Runner(chute, store, clock, JobMetrics(CollectorRegistry()), backoff, backoff_max=backoff_max,
+                  outputs_dir=outputs)  # fmt: skip
 
 
-async def drive(clock: ManualClock, work: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``work``, moving the manual clock to each sleeper's deadline as soon as one waits."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        wakeup = clock.next_wakeup
-        if wakeup is not None:
-            clock.advance(wakeup - clock.time())
-        await asyncio.sleep(0.001)
-    return task.result()
+waits: list[float] = []  # the backoff each retry waited, in the last ``execute``
 
 
 def execute(store: RunStore, runner: Runner, clock: ManualClock, name: str, data: str = "{}") -> Run:
+    """Act as a worker: claim the run, execute each attempt, and jump the clock over each retry's backoff."""
+    waits.clear()
+
     async def scenario() -> Run:
-        store.submit(name, data, chute.jobs[name].max_attempts, "api", clock.time())
-        run = store.claim(runner.owner, [name], clock.time(), runner.lease_until())
-        assert run is not None
-        await drive(clock, runner.execute(run))
-        final = store.get(run.id)
-        assert final is not None
-        return final
+        submitted = await store.submit(name, data, chute.jobs[name].max_attempts, "api", clock.time())
+        while True:
+            run = await store.claim(runner.owner, [name], clock.time(), runner.lease_until())
+            assert run is not None
+            assert run.id == submitted.id
+            await runner.execute(run)
+            current = await store.get(run.id)
+            assert current is not None
+            if current.status != "queued":
+                return current
+            waits.append(current.available_at - clock.time())
+            clock.advance(current.available_at - clock.time())
 
     return asyncio.run(scenario())
 
@@ -133,22 +140,37 @@ def test_a_run_completes_with_its_result_as_json(store: RunStore) -> None:
     assert run.finished_at == 1000.0
 
 
-def test_retries_back_off_exponentially_then_succeed(store: RunStore) -> None:
+def test_retries_are_rescheduled_with_exponential_jittered_backoff_then_succeed(store: RunStore) -> None:
     calls.clear()
     clock = ManualClock(0.0)
     run = execute(store, make_runner(store, clock, backoff=1.5), clock, "flaky", '{"fail_times": 3}')
     assert (run.status, run.attempts, run.result) == ("completed", 4, "finally")
-    assert clock.slept == [1.5, 3.0, 6.0]
-    assert run.finished_at == 10.5
+    assert len(waits) == 3
+    for wait, full in zip(waits, [1.5, 3.0, 6.0], strict=True):
+        assert full / 2 <= wait <= full
+    assert run.finished_at == pytest.approx(sum(waits))
     assert run.error is None  # a completed run carries no error
+    assert clock.slept == []  # nothing slept: the run waited in the queue
 
 
-def test_a_run_fails_once_its_attempts_are_spent(store: RunStore) -> None:
+def test_a_run_fails_once_its_attempts_are_spent_and_backoff_is_capped(store: RunStore) -> None:
     calls.clear()
     clock = ManualClock(0.0)
-    run = execute(store, make_runner(store, clock), clock, "flaky", '{"fail_times": 10}')
+    run = execute(store, make_runner(store, clock, backoff_max=1.5), clock, "flaky", '{"fail_times": 10}')
     assert (run.status, run.attempts, run.error) == ("failed", 4, "RuntimeError: failure 4")
-    assert clock.slept == [1.0, 2.0, 4.0]
+    assert 0.5 <= waits[0] <= 1.0
+    assert all(0.75 <= wait <= 1.5 for wait in waits[1:])
+
+
+def test_backoff_delay_is_capped_and_jittered() -> None:
+    import random
+
+    rng = random.Random(7)
+    delays = [backoff_delay(attempt, 2.0, 10.0, rng) for attempt in (1, 2, 3, 4, 50, 5000)]
+    for delay, full in zip(delays, [2.0, 4.0, 8.0, 10.0, 10.0, 10.0], strict=True):
+        assert full / 2 <= delay <= full
+    assert len({round(d, 6) for d in delays[3:]}) == 3  # jittered: capped delays still differ
+    assert backoff_delay(3, 0.0, 10.0) == 0.0
 
 
 def test_each_attempt_is_bounded_by_the_timeout(store: RunStore) -> None:
@@ -191,8 +213,8 @@ def test_metrics_count_finished_runs(store: RunStore) -> None:
 
 
 async def _start_blocked(store: RunStore, runner: Runner, clock: ManualClock) -> tuple[Run, asyncio.Task[None]]:
-    store.submit("blocked", "{}", 3, "api", clock.time())
-    run = store.claim(runner.owner, ["blocked"], clock.time(), runner.lease_until())
+    await store.submit("blocked", "{}", 3, "api", clock.time())
+    run = await store.claim(runner.owner, ["blocked"], clock.time(), runner.lease_until())
     assert run is not None
     task = asyncio.create_task(runner.execute(run))
     await asyncio.sleep(0.01)
@@ -205,11 +227,11 @@ def test_cancel_by_request_stops_the_run(store: RunStore) -> None:
         clock = ManualClock(0.0)
         runner = make_runner(store, clock)
         run, task = await _start_blocked(store, runner, clock)
-        store.cancel(run.id, 1.0)
+        await store.cancel(run.id, 1.0)
         assert runner.cancel(run.id, "cancel") is not None
         await asyncio.wait_for(task, 1)
         assert runner.running == {}
-        assert store.get(run.id).status == "cancelled"  # type: ignore[union-attr]
+        assert (await store.get(run.id)).status == "cancelled"  # type: ignore[union-attr]
         assert runner.cancel(run.id, "cancel") is None
 
     asyncio.run(scenario())
@@ -219,14 +241,19 @@ def test_a_run_cancelled_by_another_process_stops_at_the_next_lease_renewal(stor
     async def scenario() -> None:
         clock = ManualClock(0.0)
         runner = make_runner(store, clock)
+        runner.start_leases()
+        assert runner.keeper is not None
         run, task = await _start_blocked(store, runner, clock)
-        runner.keep_leases()
+        clock.advance(5.0)
+        await asyncio.to_thread(runner.keeper.renew_now)  # the lease thread's work, done now
+        await asyncio.sleep(0.01)
         assert not task.done()
-        assert store.get(run.id).lease_until == runner.lease  # type: ignore[union-attr]
-        store.cancel(run.id, 1.0)  # as another process would, through its API
-        runner.keep_leases()
+        assert (await store.get(run.id)).lease_until == 5.0 + runner.lease  # type: ignore[union-attr]
+        await store.cancel(run.id, 6.0)  # as another process would, through its API
+        await asyncio.to_thread(runner.keeper.renew_now)
         await asyncio.wait_for(task, 1)
-        assert store.get(run.id).status == "cancelled"  # type: ignore[union-attr]
+        assert (await store.get(run.id)).status == "cancelled"  # type: ignore[union-attr]
+        runner.close()
 
     asyncio.run(scenario())
 
@@ -238,7 +265,7 @@ def test_shutdown_puts_the_run_back_without_counting_the_attempt(store: RunStore
         run, task = await _start_blocked(store, runner, clock)
         runner.cancel(run.id, "shutdown")
         await asyncio.wait_for(task, 1)
-        stored = store.get(run.id)
+        stored = await store.get(run.id)
         assert stored is not None
         assert (stored.status, stored.attempts, stored.owner) == ("queued", 0, None)
 
@@ -278,10 +305,10 @@ def _dead_pid() -> int:
 def test_recover_requeues_a_dead_process_run(store: RunStore) -> None:
     clock = ManualClock(0.0)
     runner = make_runner(store, clock)
-    run = store.submit("add", '{"a": 1}', 4, "api", 0.0)
+    run = store.backend.submit("add", '{"a": 1}', 4, "api", 0.0)
     host = runner.owner.split(":")[0]
-    store.claim(f"{host}:{_dead_pid()}:x", ["add"], 0.0, 30.0)
-    changed = runner.recover()
+    store.backend.claim(f"{host}:{_dead_pid()}:x", ["add"], 0.0, 30.0)
+    changed = asyncio.run(runner.recover())  # at once: the lease (until 30.0) has not expired
     assert [(r.id, r.status, r.attempts) for r in changed] == [(run.id, "queued", 1)]
 
 
@@ -297,8 +324,8 @@ def test_sync_jobs_run_off_the_event_loop(store: RunStore) -> None:
     runner = Runner(local, store, clock, None, 0.0)
 
     async def scenario() -> None:
-        store.submit("where", "{}", 1, "api", 0.0)
-        run = store.claim(runner.owner, ["where"], 0.0, 30.0)
+        await store.submit("where", "{}", 1, "api", 0.0)
+        run = await store.claim(runner.owner, ["where"], 0.0, 30.0)
         assert run is not None
         await runner.execute(run)
 
@@ -335,7 +362,7 @@ def test_stored_input_is_bound_as_json_like_at_submit_time(store: RunStore) -> N
 def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_complete(*args: Any) -> bool:
+    async def broken_complete(*args: Any) -> bool:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(store, "complete", broken_complete)

@@ -1,8 +1,10 @@
-"""Cron firing with a manual clock: on time, once across processes, no bursts, no overlap."""
+"""Cron firing with a manual clock: on time, once across processes, no bursts, no overlap (on both stores)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from chutes.errors import ChuteDefinitionError
 from chutes.job import check_schedule
 from chutes.jobs.clock import ManualClock
 from chutes.jobs.scheduler import Scheduler, next_fire, time_zone
-from chutes.jobs.store import Run, RunStore
+from chutes.jobs.store import Run, RunStore, open_store
 
 chute = Chute(username="test", name="scheduler-test", image="python:3.11")
 
@@ -32,6 +34,28 @@ async def nightly(self: Chute) -> None:
 @chute.job()
 async def on_demand(self: Chute) -> None:
     return None
+
+
+@pytest.fixture
+def stores(tmp_path: Path, store_env: dict[str, str]) -> Iterator[Callable[[], RunStore]]:
+    """Opens connections to one store (both backends in turn), as separate processes would."""
+    opened: list[RunStore] = []
+
+    def open_one() -> RunStore:
+        opened.append(open_store(store_env.get("database_url"), tmp_path, "scheduler-test"))
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+def finish(store: RunStore, clock: ManualClock) -> None:
+    """Complete the queued scheduled run, as a worker would."""
+    run = store.backend.claim("worker", ["every_minute"], clock.time(), clock.time() + 30)
+    assert run is not None
+    assert run.token is not None
+    store.backend.complete(run.id, run.token, "null", clock.time())
 
 
 def ts(text: str) -> float:
@@ -72,50 +96,49 @@ def test_an_unknown_time_zone_is_a_clear_error() -> None:
         time_zone("Mars/Olympus")
 
 
-def test_only_scheduled_jobs_are_watched_and_next_run_is_reported(tmp_path: Path) -> None:
+def test_only_scheduled_jobs_are_watched_and_next_run_is_reported(stores: Callable[[], RunStore]) -> None:
     clock = ManualClock(ts("2024-01-15T10:30:20"))
-    scheduler = Scheduler(chute.jobs.values(), RunStore(tmp_path / "s.db"), clock, "UTC")
+    scheduler = Scheduler(chute.jobs.values(), stores(), clock, "UTC")
     assert [job.name for job in scheduler.jobs] == ["every_minute", "nightly"]
     assert scheduler.next_run(chute.jobs["every_minute"]) == ts("2024-01-15T10:31:00")
     assert scheduler.next_run(chute.jobs["on_demand"]) is None
 
 
-async def _settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+async def _settle(clock: ManualClock, loops: int = 1) -> None:
+    """Wait until every schedule loop is asleep on the clock again (its firing, in the store's thread, done)."""
+    deadline = time.monotonic() + 5
+    await asyncio.sleep(0)
+    while clock.sleepers < loops:
+        assert time.monotonic() < deadline, "the scheduler did not settle"
+        await asyncio.sleep(0.001)
 
 
-def test_fires_each_time_once_across_two_processes_and_skips_missed_times(tmp_path: Path) -> None:
+def test_fires_each_time_once_across_two_processes_and_skips_missed_times(stores: Callable[[], RunStore]) -> None:
     async def scenario() -> list[Run]:
         clock = ManualClock(ts("2024-01-15T10:30:20"))
         fired: list[Run] = []
         # Two schedulers on two connections to one file: two server processes sharing a store.
         schedulers = [
-            Scheduler([chute.jobs["every_minute"]], RunStore(tmp_path / "s.db"), clock, "UTC", on_fire=fired.append)
-            for _ in range(2)
+            Scheduler([chute.jobs["every_minute"]], stores(), clock, "UTC", on_fire=fired.append) for _ in range(2)
         ]
-        store = RunStore(tmp_path / "s.db")
+        store = stores()
         tasks = [asyncio.create_task(scheduler.run()) for scheduler in schedulers]
-        await _settle()
+        await _settle(clock, 2)
         clock.advance(39.0)  # 10:30:59: not yet
-        await _settle()
+        await _settle(clock, 2)
         assert fired == []
         clock.advance(1.0)  # 10:31:00
-        await _settle()
+        await _settle(clock, 2)
         assert len(fired) == 1
         # The run is done before the next minute, so the next time fires too.
-        run = store.claim("worker", ["every_minute"], clock.time(), clock.time() + 30)
-        assert run is not None
-        store.complete(run.id, "worker", "null", clock.time())
+        finish(store, clock)
         clock.advance(60.0)  # 10:32:00
-        await _settle()
+        await _settle(clock, 2)
         assert len(fired) == 2
-        run = store.claim("worker", ["every_minute"], clock.time(), clock.time() + 30)
-        assert run is not None
-        store.complete(run.id, "worker", "null", clock.time())
+        finish(store, clock)
         # The process stalls for 10 minutes: it fires once on waking, not ten times.
         clock.advance(600.0)
-        await _settle()
+        await _settle(clock, 2)
         assert len(fired) == 3
         assert schedulers[0].next_run(chute.jobs["every_minute"]) == ts("2024-01-15T10:43:00")
         for task in tasks:
@@ -132,21 +155,21 @@ def test_fires_each_time_once_across_two_processes_and_skips_missed_times(tmp_pa
     assert all(run.trigger == "schedule" and run.input == {} for run in fired)
 
 
-def test_a_scheduled_run_still_going_is_not_overlapped(tmp_path: Path) -> None:
+def test_a_scheduled_run_still_going_is_not_overlapped(stores: Callable[[], RunStore]) -> None:
     async def scenario() -> list[Run]:
         clock = ManualClock(ts("2024-01-15T10:30:30"))
         fired: list[Run] = []
-        store = RunStore(tmp_path / "s.db")
+        store = stores()
         scheduler = Scheduler([chute.jobs["every_minute"]], store, clock, "UTC", on_fire=fired.append)
         task = asyncio.create_task(scheduler.run())
-        await _settle()
+        await _settle(clock)
         clock.advance(30.0)
-        await _settle()
-        store.claim("worker", ["every_minute"], clock.time(), clock.time() + 300)  # still running a minute later
+        await _settle(clock)
+        store.backend.claim("worker", ["every_minute"], clock.time(), clock.time() + 300)  # still running later
         clock.advance(60.0)
-        await _settle()
+        await _settle(clock)
         clock.advance(60.0)
-        await _settle()
+        await _settle(clock)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return fired
@@ -155,15 +178,15 @@ def test_a_scheduled_run_still_going_is_not_overlapped(tmp_path: Path) -> None:
     assert [run.scheduled_for for run in fired] == [ts("2024-01-15T10:31:00")]
 
 
-def test_schedules_start_from_now_without_replaying_the_past(tmp_path: Path) -> None:
+def test_schedules_start_from_now_without_replaying_the_past(stores: Callable[[], RunStore]) -> None:
     async def scenario() -> list[Run]:
         clock = ManualClock(ts("2024-01-15T10:30:30"))
         fired: list[Run] = []
-        store = RunStore(tmp_path / "s.db")
-        store.fire("nightly", int(ts("2024-01-14T02:00:00")), 4, ts("2024-01-14T02:00:00"))  # an old firing
+        store = stores()
+        await store.fire("nightly", int(ts("2024-01-14T02:00:00")), 4, ts("2024-01-14T02:00:00"))  # an old firing
         scheduler = Scheduler([chute.jobs["nightly"]], store, clock, "UTC", on_fire=fired.append)
         task = asyncio.create_task(scheduler.run())
-        await _settle()
+        await _settle(clock)
         assert fired == []
         assert scheduler.next_run(chute.jobs["nightly"]) == ts("2024-01-16T02:00:00")
         task.cancel()
@@ -205,28 +228,28 @@ def test_a_fixed_time_skipped_when_the_clocks_go_forward_fires_once_after_the_ch
 
 
 def test_a_failing_firing_is_logged_and_the_schedules_go_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    stores: Callable[[], RunStore], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario() -> list[Run]:
         clock = ManualClock(ts("2024-01-15T10:30:30"))
         fired: list[Run] = []
-        store = RunStore(tmp_path / "s.db")
+        store = stores()
         fire = store.fire
         failures = iter([RuntimeError("firing bug")])
 
-        def flaky_fire(*args: Any) -> Run | None:
+        async def flaky_fire(*args: Any) -> Run | None:
             for failure in failures:
                 raise failure
-            return fire(*args)
+            return await fire(*args)
 
         monkeypatch.setattr(store, "fire", flaky_fire)
         scheduler = Scheduler([chute.jobs["every_minute"]], store, clock, "UTC", on_fire=fired.append)
         task = asyncio.create_task(scheduler.run())
-        await _settle()
+        await _settle(clock)
         clock.advance(30.0)  # 10:31: the firing fails
-        await _settle()
+        await _settle(clock)
         clock.advance(60.0)  # 10:32: fires
-        await _settle()
+        await _settle(clock)
         assert not task.done()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

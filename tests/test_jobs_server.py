@@ -1,4 +1,4 @@
-"""Jobs in real server processes: a run survives SIGKILL, and two processes fire a schedule once."""
+"""Jobs in real server processes: a run survives SIGKILL, and two processes fire a schedule once (both stores)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx2 as httpx
 
-from chutes.jobs.store import RunStore
+from chutes.jobs.postgres_store import schema_name
+from chutes.jobs.store import open_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,25 @@ def wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float = 15.0
     raise AssertionError(f"{url} did not become ready")
 
 
+def server_env(store_env: dict[str, str]) -> dict[str, str]:
+    """The environment selecting the store under test."""
+    return {"CHUTES_DATABASE_URL": store_env["database_url"]} if store_env else {}
+
+
+def query(store_env: dict[str, str], tmp_path: Path, chute: str, sql: str) -> list[Any]:
+    """Rows of ``sql`` read straight from the chute's store, whichever it is."""
+    if not store_env:
+        db = sqlite3.connect(tmp_path / "data" / f"{chute}.jobs.sqlite3")
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+    import psycopg
+
+    with psycopg.connect(store_env["database_url"], options=f"-c search_path={schema_name(chute)}") as db:
+        return db.execute(sql.encode()).fetchall()
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -99,10 +119,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.stderr.close()
 
 
-def test_a_run_interrupted_by_sigkill_completes_after_restart(tmp_path: Path) -> None:
+def test_a_run_interrupted_by_sigkill_completes_after_restart(tmp_path: Path, store_env: dict[str, str]) -> None:
     (tmp_path / "crashy.py").write_text(CRASH_MODULE)
     marker = tmp_path / "marker"
-    env = {"MARKER": str(marker), "CHUTES_JOB_BACKOFF": "0"}
+    env = {"MARKER": str(marker), "CHUTES_JOB_BACKOFF": "0"} | server_env(store_env)
     first, url = start_server(tmp_path, "crashy", env)
     try:
         wait_ready(first, url)
@@ -117,8 +137,9 @@ def test_a_run_interrupted_by_sigkill_completes_after_restart(tmp_path: Path) ->
         first.wait()
     finally:
         stop(first)
-    store = RunStore(tmp_path / "data" / "crash-test.jobs.sqlite3")
+    store = open_backend(store_env.get("database_url"), tmp_path / "data", "crash-test")
     orphan = store.get(run_id)
+    store.close()
     assert orphan is not None
     assert (orphan.status, orphan.attempts) == ("running", 1)
 
@@ -135,9 +156,9 @@ def test_a_run_interrupted_by_sigkill_completes_after_restart(tmp_path: Path) ->
     assert (run["result"], run["attempts"]) == ("run survived", 2)
 
 
-def test_two_processes_sharing_a_store_fire_each_scheduled_time_once(tmp_path: Path) -> None:
+def test_two_processes_sharing_a_store_fire_each_scheduled_time_once(tmp_path: Path, store_env: dict[str, str]) -> None:
     (tmp_path / "crony.py").write_text(CRON_MODULE)
-    env = {"FAKE_START": str(1_700_000_000.0), "ANCHOR": repr(time.time())}
+    env = {"FAKE_START": str(1_700_000_000.0), "ANCHOR": repr(time.time())} | server_env(store_env)
     servers = [start_server(tmp_path, "crony", env) for _ in range(2)]
     try:
         for process, url in servers:
@@ -146,12 +167,13 @@ def test_two_processes_sharing_a_store_fire_each_scheduled_time_once(tmp_path: P
     finally:
         for process, _ in servers:
             stop(process)
-    db = sqlite3.connect(tmp_path / "data" / "cron-test.jobs.sqlite3")
-    runs: list[Any] = db.execute(
-        "SELECT scheduled_for, status, result FROM runs WHERE trigger = 'schedule' ORDER BY scheduled_for"
-    ).fetchall()
-    firings = [row[0] for row in db.execute("SELECT scheduled_for FROM firings ORDER BY scheduled_for")]
-    db.close()
+    runs = query(
+        store_env, tmp_path, "cron-test",
+        "SELECT scheduled_for, status, result FROM runs WHERE trigger = 'schedule' ORDER BY scheduled_for",
+    )  # fmt: skip
+    firings = [
+        row[0] for row in query(store_env, tmp_path, "cron-test", "SELECT scheduled_for FROM firings ORDER BY 1")
+    ]
     times = [row[0] for row in runs]
     assert len(times) >= 2
     assert len(set(times)) == len(times), "a scheduled time fired twice"

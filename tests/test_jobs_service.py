@@ -1,4 +1,6 @@
-"""The job service: workers, graceful shutdown, recovery after a crash, the scheduler and foreground runs."""
+"""The job service: workers, graceful shutdown, recovery after a crash, the scheduler and foreground runs.
+
+Each test runs against both stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from chutes.chute import Chute
 from chutes.jobs.clock import ManualClock
 from chutes.jobs.runner import new_owner
 from chutes.jobs.service import HEARTBEAT_SECONDS, JobService, UnknownJobError
-from chutes.jobs.store import Run, RunStore
+from chutes.jobs.store import Backend, Run, open_backend
 from chutes.settings import Settings
 
 chute = Chute(username="test", name="service-test", image="python:3.11")
@@ -51,9 +53,31 @@ async def ticker(self: Chute) -> str:
     return "tick"
 
 
+@pytest.fixture(autouse=True)
+def _store(store_env: dict[str, str]) -> Iterator[None]:
+    """Every test of this module runs once per store: ``make`` and ``backend`` pick up the current one."""
+    ENV.clear()
+    ENV.update(store_env)
+    yield
+    for opened in OPENED:
+        opened.close()
+    OPENED.clear()
+
+
+ENV: dict[str, str] = {}
+OPENED: list[Backend] = []
+
+
 def make(tmp_path: Path, clock: ManualClock | None = None, target: Chute = chute, **overrides: Any) -> JobService:
-    values: dict[str, Any] = {"data_dir": tmp_path, "job_backoff": 0.0, "shutdown_grace": 0.05} | overrides
+    values: dict[str, Any] = {"data_dir": tmp_path, "job_backoff": 0.0, "shutdown_grace": 0.05} | ENV | overrides
     return JobService(target, Settings(**values), CollectorRegistry(), clock or ManualClock(T0))
+
+
+def backend(tmp_path: Path) -> Backend:
+    """A connection to the service's store of its own, as another process (or the CLI) would have."""
+    opened = open_backend(ENV.get("database_url"), tmp_path, "service-test")
+    OPENED.append(opened)
+    return opened
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 3.0) -> Any:
@@ -66,7 +90,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 3.0) -> Any:
 
 def status(service: JobService, run_id: str) -> str | None:
     assert service.store is not None
-    run = service.store.get(run_id)
+    run = service.store.backend.get(run_id)
     return None if run is None else run.status
 
 
@@ -88,13 +112,13 @@ def test_submitted_runs_complete(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         await service.start()
-        run = service.submit("echo", b'{"value": [1, 2]}')
+        run = await service.submit("echo", b'{"value": [1, 2]}')
         assert (run.status, run.trigger, run.input) == ("queued", "api", {"value": [1, 2]})
         await eventually(lambda: status(service, run.id) == "completed")
         assert service.store is not None
-        assert service.store.get(run.id).result == [1, 2]  # type: ignore[union-attr]
+        assert (await service.store.get(run.id)).result == [1, 2]  # type: ignore[union-attr]
         with pytest.raises(UnknownJobError):
-            service.submit("missing", b"{}")
+            await service.submit("missing", b"{}")
         await service.stop()
 
     asyncio.run(scenario())
@@ -106,7 +130,7 @@ def test_job_workers_run_several_runs_at_once(tmp_path: Path) -> None:
     async def scenario() -> None:
         gates["a"], gates["b"] = asyncio.Event(), asyncio.Event()
         await service.start()
-        runs = [service.submit("gated", b'{"gate": "a"}'), service.submit("gated", b'{"gate": "b"}')]
+        runs = [await service.submit("gated", b'{"gate": "a"}'), await service.submit("gated", b'{"gate": "b"}')]
         await eventually(lambda: all(status(service, run.id) == "running" for run in runs))
         gates["a"].set()
         gates["b"].set()
@@ -122,13 +146,13 @@ def test_stop_waits_for_runs_that_finish_within_the_grace_period(tmp_path: Path)
     async def scenario() -> str | None:
         gates["soon"] = asyncio.Event()
         await service.start()
-        run = service.submit("gated", b'{"gate": "soon"}')
+        run = await service.submit("gated", b'{"gate": "soon"}')
         await eventually(lambda: status(service, run.id) == "running")
         asyncio.get_running_loop().call_later(0.02, gates["soon"].set)
         store = service.store
         await service.stop()
         assert store is not None
-        return RunStore(store.path).get(run.id).status  # type: ignore[union-attr]
+        return backend(tmp_path).get(run.id).status  # type: ignore[union-attr]
 
     assert asyncio.run(scenario()) == "completed"
 
@@ -138,11 +162,11 @@ def test_stop_requeues_runs_past_the_grace_period_and_the_next_start_runs_them(t
         gates["never"] = asyncio.Event()
         first = make(tmp_path, shutdown_grace=0.02)
         await first.start()
-        running = first.submit("gated", b'{"gate": "never"}')
-        waiting = first.submit("echo", b'{"value": 1}')
+        running = await first.submit("gated", b'{"gate": "never"}')
+        waiting = await first.submit("echo", b'{"value": 1}')
         await eventually(lambda: status(first, running.id) == "running")
         await first.stop()
-        store = RunStore(tmp_path / "service-test.jobs.sqlite3")
+        store = backend(tmp_path)
         interrupted = store.get(running.id)
         assert interrupted is not None
         assert (interrupted.status, interrupted.attempts, interrupted.owner) == ("queued", 0, None)
@@ -167,7 +191,7 @@ def _dead_owner() -> str:
 
 
 def test_start_takes_up_runs_of_a_crashed_process(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "service-test.jobs.sqlite3")
+    store = backend(tmp_path)
     retry = store.submit("echo", '{"value": "again"}', 4, "api", T0)
     spent = store.submit("broken", "{}", 1, "api", T0)
     dead = _dead_owner()
@@ -202,7 +226,7 @@ def test_the_scheduler_fires_runs_with_empty_input(tmp_path: Path) -> None:
         clock.advance(30)
         assert service.store is not None
         store = service.store
-        runs = await eventually(lambda: [run for run in store.runs(name="ticker") if run.status == "completed"])
+        runs = await eventually(lambda: [run for run in store.backend.runs(name="ticker") if run.status == "completed"])
         await service.stop()
         return runs
 
@@ -221,7 +245,7 @@ def test_the_scheduler_can_be_switched_off(tmp_path: Path) -> None:
         clock.advance(120)
         await asyncio.sleep(0.02)
         assert service.store is not None
-        runs = service.store.runs()
+        runs = await service.store.runs()
         await service.stop()
         return runs
 
@@ -230,15 +254,15 @@ def test_the_scheduler_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_cancel_a_running_run_and_count_it(tmp_path: Path) -> None:
     registry = CollectorRegistry()
-    settings = Settings(data_dir=tmp_path, job_backoff=0.0, shutdown_grace=0.01)
+    settings = Settings(data_dir=tmp_path, job_backoff=0.0, shutdown_grace=0.01, **ENV)
     service = JobService(chute, settings, registry, ManualClock(T0))
 
     async def scenario() -> None:
         gates["cancel"] = asyncio.Event()
         await service.start()
-        run = service.submit("gated", b'{"gate": "cancel"}')
+        run = await service.submit("gated", b'{"gate": "cancel"}')
         await eventually(lambda: status(service, run.id) == "running")
-        assert service.cancel(run.id).status == "cancelled"
+        assert (await service.cancel(run.id)).status == "cancelled"
         assert service.runner is not None
         await eventually(lambda: not service.runner.running)  # type: ignore[union-attr]
         assert status(service, run.id) == "cancelled"
@@ -248,17 +272,16 @@ def test_cancel_a_running_run_and_count_it(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_the_heartbeat_stops_runs_cancelled_by_another_process(tmp_path: Path) -> None:
+def test_the_lease_thread_stops_runs_cancelled_by_another_process(tmp_path: Path) -> None:
     clock = ManualClock(T0)
-    service = make(tmp_path, clock)
+    service = make(tmp_path, clock, job_lease=0.3)  # renewed every 0.1 s
 
     async def scenario() -> None:
         gates["remote"] = asyncio.Event()
         await service.start()
-        run = service.submit("gated", b'{"gate": "remote"}')
+        run = await service.submit("gated", b'{"gate": "remote"}')
         await eventually(lambda: status(service, run.id) == "running")
-        RunStore(tmp_path / "service-test.jobs.sqlite3").cancel(run.id, T0)  # another process's API
-        clock.advance(HEARTBEAT_SECONDS)
+        backend(tmp_path).cancel(run.id, T0)  # another process's API
         assert service.runner is not None
         await eventually(lambda: not service.runner.running)  # type: ignore[union-attr]
         await service.stop()
@@ -268,16 +291,17 @@ def test_the_heartbeat_stops_runs_cancelled_by_another_process(tmp_path: Path) -
 
 def test_queued_runs_are_reported_in_the_registry(tmp_path: Path) -> None:
     registry = CollectorRegistry()
-    settings = Settings(data_dir=tmp_path, job_backoff=0.0, shutdown_grace=0.01)
+    settings = Settings(data_dir=tmp_path, job_backoff=0.0, shutdown_grace=0.01, **ENV)
     service = JobService(chute, settings, registry, ManualClock(T0))
 
     async def scenario() -> None:
         gates["hold"] = asyncio.Event()
         await service.start()
-        first = service.submit("gated", b'{"gate": "hold"}')
+        first = await service.submit("gated", b'{"gate": "hold"}')
         await eventually(lambda: status(service, first.id) == "running")
-        service.submit("echo", b"{}")
-        service.submit("echo", b"{}")
+        await service.submit("echo", b"{}")
+        await service.submit("echo", b"{}")
+        await service.beat()  # the heartbeat counts them
         assert registry.get_sample_value("chutes_job_runs_queued", {"job": "echo"}) == 2
         assert registry.get_sample_value("chutes_job_runs_queued", {"job": "ticker"}) == 0
         gates["hold"].set()
@@ -295,7 +319,7 @@ def test_run_once_runs_in_the_foreground_and_records_the_run(tmp_path: Path) -> 
     ok, failed = asyncio.run(scenario())
     assert (ok.status, ok.trigger, ok.result, ok.attempts) == ("completed", "cli", {"k": 1}, 1)
     assert (failed.status, failed.error) == ("failed", "ValueError: nope")
-    assert RunStore(tmp_path / "service-test.jobs.sqlite3").get(ok.id) == ok
+    assert backend(tmp_path).get(ok.id) == ok
 
 
 def test_a_bad_time_zone_fails_the_start(tmp_path: Path) -> None:
@@ -305,7 +329,7 @@ def test_a_bad_time_zone_fails_the_start(tmp_path: Path) -> None:
 
 
 def test_runs_of_a_job_no_longer_defined_fail_at_start(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "service-test.jobs.sqlite3")
+    store = backend(tmp_path)
     queued = store.submit("retired", "{}", 4, "api", T0)
     left_running = store.submit("retired", "{}", 4, "api", T0)
     store.claim(_dead_owner(), ["retired"], T0, T0 + 30)
@@ -330,11 +354,11 @@ def test_a_job_raising_system_exit_fails_its_run_and_the_workers_go_on(tmp_path:
 
     async def scenario() -> None:
         await service.start()
-        quitting = service.submit("quits", b"")
-        after = service.submit("echo", b'{"value": "still here"}')
+        quitting = await service.submit("quits", b"")
+        after = await service.submit("echo", b'{"value": "still here"}')
         await eventually(lambda: status(service, after.id) == "completed")
         assert service.store is not None
-        assert service.store.get(quitting.id).error == "SystemExit: 1"  # type: ignore[union-attr]
+        assert (await service.store.get(quitting.id)).error == "SystemExit: 1"  # type: ignore[union-attr]
         await service.stop()
 
     asyncio.run(scenario())
@@ -351,13 +375,13 @@ def test_the_worker_loop_logs_unexpected_errors_and_goes_on(
         claim = service.store.claim
         failures = iter([RuntimeError("claim bug")])
 
-        def flaky_claim(*args: Any) -> Run | None:
+        async def flaky_claim(*args: Any) -> Run | None:
             for failure in failures:
                 raise failure
-            return claim(*args)
+            return await claim(*args)
 
         monkeypatch.setattr(service.store, "claim", flaky_claim)
-        run = service.submit("echo", b'{"value": 2}')
+        run = await service.submit("echo", b'{"value": 2}')
         await eventually(lambda: status(service, run.id) == "completed")
         await service.stop()
 
@@ -377,12 +401,13 @@ def test_the_heartbeat_logs_unexpected_errors_and_goes_on(
         await service.start()
         assert service.runner is not None
 
-        def keep_leases() -> None:
+        async def recover() -> list[Run]:
             beats.append(1)
             if len(beats) == 1:
                 raise RuntimeError("heartbeat bug")
+            return []
 
-        monkeypatch.setattr(service.runner, "keep_leases", keep_leases)
+        monkeypatch.setattr(service.runner, "recover", recover)
         for _ in range(2):
             await eventually(lambda: clock.sleepers == 1)
             clock.advance(HEARTBEAT_SECONDS)

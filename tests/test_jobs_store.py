@@ -1,29 +1,58 @@
-"""The SQLite run store: atomic claims, firings, recovery and cancellation."""
+"""The run store backends (SQLite and PostgreSQL, each test against both): claims, attempt tokens,
+retries, firings, recovery, cancellation, files and retention."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from chutes.jobs.store import RunFinishedError, RunNotFoundError, RunStore, RunStoreError, iso, store_path
+from chutes.jobs.sqlite_store import SCHEMA_VERSION, SqliteBackend
+from chutes.jobs.store import Backend, RunFinishedError, RunNotFoundError, RunStoreError, iso, open_backend, store_path
+
+Opener = Callable[[], Backend]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "jobs.sqlite3")
+def opener(tmp_path: Path, store_env: dict[str, str]) -> Iterator[Opener]:
+    """Opens a connection to one store, as separate processes would (both backends in turn)."""
+    opened: list[Backend] = []
+
+    def open_one() -> Backend:
+        backend = open_backend(store_env.get("database_url"), tmp_path, "store-test")
+        opened.append(backend)
+        return backend
+
+    yield open_one
+    for backend in opened:
+        backend.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> Backend:
+    return opener()
+
+
+def claim(store: Backend, owner: str, job: str, now: float, lease: float) -> str:
+    run = store.claim(owner, [job], now, lease)
+    assert run is not None
+    assert run.token is not None
+    return run.token
 
 
 def test_store_is_a_wal_database_in_the_data_directory(tmp_path: Path) -> None:
     path = store_path(tmp_path / "data", "my-chute")
     assert path == tmp_path / "data" / "my-chute.jobs.sqlite3"
-    RunStore(path).close()
-    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    SqliteBackend(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
-def test_submit_then_read_back(store: RunStore) -> None:
+def test_submit_then_read_back(store: Backend) -> None:
     run = store.submit("add", '{"a": 1}', 4, "api", 1_700_000_000.0)
     stored = store.get(run.id)
     assert stored == run
@@ -45,7 +74,7 @@ def test_submit_then_read_back(store: RunStore) -> None:
     assert store.get("missing") is None
 
 
-def test_runs_filter_by_name_and_status_newest_first(store: RunStore) -> None:
+def test_runs_filter_by_name_and_status_newest_first(store: Backend) -> None:
     first = store.submit("a", "{}", 1, "api", 1.0)
     second = store.submit("b", "{}", 1, "cli", 2.0)
     third = store.submit("a", "{}", 1, "api", 3.0)
@@ -57,7 +86,7 @@ def test_runs_filter_by_name_and_status_newest_first(store: RunStore) -> None:
     assert store.queued_counts() == {"a": 1, "b": 1}
 
 
-def test_claim_takes_the_oldest_queued_run_of_known_jobs_once(store: RunStore) -> None:
+def test_claim_takes_the_oldest_queued_run_of_known_jobs_once(store: Backend) -> None:
     other = store.submit("unknown", "{}", 1, "api", 1.0)
     first = store.submit("add", "{}", 2, "api", 2.0)
     second = store.submit("add", "{}", 2, "api", 3.0)
@@ -73,20 +102,18 @@ def test_claim_takes_the_oldest_queued_run_of_known_jobs_once(store: RunStore) -
     assert store.get(other.id).status == "queued"  # type: ignore[union-attr]
 
 
-def test_concurrent_claims_from_separate_connections_take_each_run_once(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    setup = RunStore(path)
+def test_concurrent_claims_from_separate_connections_take_each_run_once(opener: Opener) -> None:
+    setup = opener()
     ids = {setup.submit("noop", "{}", 1, "api", float(i)).id for i in range(300)}
     taken: dict[str, list[str]] = {}
+    stores = [opener() for _ in range(4)]  # a connection each, as other processes would have
 
-    def worker(name: str) -> None:
-        store = RunStore(path)  # a connection of its own, as another process would have
+    def worker(name: str, store: Backend) -> None:
         mine = taken.setdefault(name, [])
-        while (run := store.claim(name, ["noop"], 1.0, 2.0)) is not None:
+        while (run := store.claim(name, ["noop"], 400.0, 500.0)) is not None:
             mine.append(run.id)
-        store.close()
 
-    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    threads = [threading.Thread(target=worker, args=(f"w{i}", store)) for i, store in enumerate(stores)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -95,61 +122,83 @@ def test_concurrent_claims_from_separate_connections_take_each_run_once(tmp_path
     assert sorted(claimed) == sorted(ids)
 
 
-def test_only_the_owner_finishes_a_run_and_cancel_wins(store: RunStore) -> None:
+def test_only_the_live_attempt_finishes_a_run_and_cancel_wins(store: Backend) -> None:
     run = store.submit("add", "{}", 2, "api", 1.0)
-    store.claim("me", ["add"], 2.0, 32.0)
-    assert not store.complete(run.id, "someone-else", "1", 3.0)
-    assert store.complete(run.id, "me", '{"ok": true}', 3.0)
+    token = claim(store, "me", "add", 2.0, 32.0)
+    assert not store.complete(run.id, "a-stale-token", "1", 3.0)
+    assert store.complete(run.id, token, '{"ok": true}', 3.0)
     done = store.get(run.id)
     assert done is not None
-    assert (done.status, done.result, done.finished_at, done.owner) == ("completed", {"ok": True}, 3.0, None)
+    assert (done.status, done.result, done.finished_at, done.owner, done.token) == (
+        "completed", {"ok": True}, 3.0, None, None,
+    )  # fmt: skip
 
     cancelled = store.submit("add", "{}", 2, "api", 4.0)
-    store.claim("me", ["add"], 5.0, 35.0)
+    token = claim(store, "me", "add", 5.0, 35.0)
     assert store.cancel(cancelled.id, 6.0).status == "cancelled"
-    assert not store.fail(cancelled.id, "me", "boom", 7.0)
-    assert store.next_attempt(cancelled.id, "me", "boom") is None
+    assert not store.fail(cancelled.id, token, "boom", 7.0)
+    assert not store.retry(cancelled.id, token, "boom", 8.0)
     assert store.get(cancelled.id).status == "cancelled"  # type: ignore[union-attr]
 
 
-def test_cancel_errors(store: RunStore) -> None:
+def test_a_run_taken_over_discards_the_stale_attempt(store: Backend) -> None:
+    run = store.submit("add", "{}", 3, "api", 1.0)
+    stale = claim(store, "dead", "add", 2.0, 3.0)
+    assert [r.id for r in store.recover(10.0, lambda owner, lease_until: owner == "dead")] == [run.id]
+    live = claim(store, "alive", "add", 11.0, 40.0)
+    assert live != stale
+    assert not store.complete(run.id, stale, '"stale"', 12.0)
+    assert store.renew([stale, live], 50.0) == {live}
+    assert store.complete(run.id, live, '"live"', 13.0)
+    assert store.get(run.id).result == "live"  # type: ignore[union-attr]
+
+
+def test_cancel_errors(store: Backend) -> None:
     with pytest.raises(RunNotFoundError):
         store.cancel("nope", 1.0)
     run = store.submit("add", "{}", 1, "api", 1.0)
-    store.claim("me", ["add"], 1.0, 2.0)
-    store.fail(run.id, "me", "boom", 2.0)
+    store.fail(run.id, claim(store, "me", "add", 1.0, 2.0), "boom", 2.0)
     with pytest.raises(RunFinishedError, match="already finished"):
         store.cancel(run.id, 3.0)
 
 
-def test_next_attempt_counts_and_keeps_the_last_error(store: RunStore) -> None:
+def test_a_retry_is_queued_again_with_its_backoff(store: Backend) -> None:
     run = store.submit("add", "{}", 3, "api", 1.0)
-    store.claim("me", ["add"], 1.0, 2.0)
-    assert store.next_attempt(run.id, "me", "first failure") == 2
+    other = store.submit("add", "{}", 3, "api", 1.5)
+    token = claim(store, "me", "add", 2.0, 32.0)
+    assert store.retry(run.id, token, "first failure", 12.0)
     stored = store.get(run.id)
     assert stored is not None
-    assert (stored.attempts, stored.error, stored.status) == (2, "first failure", "running")
+    assert (stored.attempts, stored.error, stored.status, stored.available_at) == (1, "first failure", "queued", 12.0)
+    # Backing off, it is not claimable: the next run is taken meanwhile, and it comes back once due.
+    assert store.claim("me", ["add"], 5.0, 35.0).id == other.id  # type: ignore[union-attr]
+    assert store.claim("me", ["add"], 11.9, 42.0) is None
+    assert store.next_available(["add"]) == 12.0
+    again = store.claim("me", ["add"], 12.0, 42.0)
+    assert again is not None
+    assert (again.id, again.attempts, again.started_at) == (run.id, 2, 2.0)
+    assert again.token not in (None, token)
 
 
-def test_requeue_gives_back_the_interrupted_attempt(store: RunStore) -> None:
+def test_requeue_gives_back_the_interrupted_attempt(store: Backend) -> None:
     run = store.submit("add", "{}", 3, "api", 1.0)
-    store.claim("me", ["add"], 1.0, 2.0)
-    assert store.requeue(run.id, "me", uncount=True)
+    token = claim(store, "me", "add", 1.0, 2.0)
+    assert store.requeue(run.id, token, uncount=True)
     stored = store.get(run.id)
     assert stored is not None
-    assert (stored.status, stored.attempts, stored.owner) == ("queued", 0, None)
-    assert not store.requeue(run.id, "me", uncount=True)
+    assert (stored.status, stored.attempts, stored.owner, stored.token) == ("queued", 0, None, None)
+    assert not store.requeue(run.id, token, uncount=True)
 
 
-def test_start_records_a_run_already_running(store: RunStore) -> None:
+def test_start_records_a_run_already_running(store: Backend) -> None:
     run = store.start("add", "{}", 2, "cli", 5.0, "me", 35.0)
     assert store.get(run.id) == run
     assert (run.status, run.attempts, run.trigger) == ("running", 1, "cli")
     assert store.claim("other", ["add"], 6.0, 36.0) is None
 
 
-def test_fire_once_per_scheduled_time_and_never_overlapping(tmp_path: Path) -> None:
-    one, two = RunStore(tmp_path / "s.db"), RunStore(tmp_path / "s.db")
+def test_fire_once_per_scheduled_time_and_never_overlapping(opener: Opener) -> None:
+    one, two = opener(), opener()
     first = one.fire("tick", 60, 4, 60.0)
     assert first is not None
     assert (first.trigger, first.scheduled_for, first.input) == ("schedule", 60, {})
@@ -157,19 +206,18 @@ def test_fire_once_per_scheduled_time_and_never_overlapping(tmp_path: Path) -> N
     assert two.fire("tick", 60, 4, 60.1) is None  # the other process already fired this time
     assert two.fire("tick", 120, 4, 120.0) is None  # the run of 60 is still queued: skip, no overlap
     assert one.fire("tick", 120, 4, 120.0) is None  # and that time stays fired
-    one.claim("me", ["tick"], 121.0, 151.0)
-    one.complete(first.id, "me", "null", 122.0)
+    one.complete(first.id, claim(one, "me", "tick", 121.0, 151.0), "null", 122.0)
     assert two.fire("tick", 180, 4, 180.0) is not None
     assert one.fire("other", 180, 4, 180.0) is not None  # per job
     assert [run.scheduled_for for run in one.runs(name="tick")] == [180, 60]
 
 
-def test_recover_requeues_orphans_with_attempts_left_and_fails_the_rest(store: RunStore) -> None:
+def test_recover_requeues_orphans_with_attempts_left_and_fails_the_rest(store: Backend) -> None:
     retry = store.submit("a", "{}", 2, "api", 1.0)
     spent = store.submit("b", "{}", 1, "api", 1.0)
     alive = store.submit("c", "{}", 1, "api", 1.0)
     for name, owner in (("a", "dead"), ("b", "dead"), ("c", "alive")):
-        store.claim(owner, [name], 2.0, 32.0)
+        claim(store, owner, name, 2.0, 32.0)
     changed = store.recover(50.0, lambda owner, lease_until: owner == "dead")
     assert {run.id: run.status for run in changed} == {retry.id: "queued", spent.id: "failed"}
     requeued = store.get(retry.id)
@@ -182,15 +230,31 @@ def test_recover_requeues_orphans_with_attempts_left_and_fails_the_rest(store: R
     assert store.get(alive.id).status == "running"  # type: ignore[union-attr]
 
 
-def test_renew_extends_our_leases_and_reports_runs_taken_from_us(store: RunStore) -> None:
+def test_renew_extends_our_leases_and_reports_runs_taken_from_us(store: Backend) -> None:
     kept = store.submit("a", "{}", 1, "api", 1.0)
     lost = store.submit("a", "{}", 1, "api", 1.0)
-    store.claim("me", ["a"], 2.0, 10.0)
-    store.claim("me", ["a"], 2.0, 10.0)
+    kept_token = claim(store, "me", "a", 2.0, 10.0)
+    lost_token = claim(store, "me", "a", 2.0, 10.0)
     store.cancel(lost.id, 3.0)
-    assert store.renew("me", [kept.id, lost.id], 99.0) == {kept.id}
+    assert store.renew([kept_token, lost_token], 99.0) == {kept_token}
     assert store.get(kept.id).lease_until == 99.0  # type: ignore[union-attr]
-    assert store.renew("me", [], 99.0) == set()
+    assert store.renew([], 99.0) == set()
+
+
+def test_files_are_kept_with_the_final_outcome_and_pruned_with_the_run(store: Backend) -> None:
+    old = store.submit("a", "{}", 1, "api", 1.0)
+    store.complete(old.id, claim(store, "me", "a", 1.0, 9.0), "1", 2.0, [("out.txt", b"hi"), ("d/x.bin", b"\0\1")])
+    assert [(f.name, f.size) for f in store.files(old.id)] == [("d/x.bin", 2), ("out.txt", 2)]
+    assert store.file(old.id, "d/x.bin") == b"\0\1"
+    assert store.file(old.id, "../out.txt") is None
+    recent = store.submit("a", "{}", 1, "api", 5.0)
+    store.fail(recent.id, claim(store, "me", "a", 5.0, 9.0), "boom", 100.0, [("log", b"x")])
+    queued = store.submit("a", "{}", 1, "api", 6.0)
+    assert store.prune(50.0) == 1
+    assert store.get(old.id) is None
+    assert store.files(old.id) == []
+    assert store.file(recent.id, "log") == b"x"
+    assert store.get(queued.id) is not None  # never finished: kept
 
 
 def test_iso() -> None:
@@ -199,36 +263,36 @@ def test_iso() -> None:
 
 
 def test_a_missing_data_directory_is_created(tmp_path: Path) -> None:
-    RunStore(tmp_path / "a" / "b" / "jobs.sqlite3").close()
+    SqliteBackend(tmp_path / "a" / "b" / "jobs.sqlite3").close()
     assert (tmp_path / "a" / "b" / "jobs.sqlite3").is_file()
 
 
 def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(RunStoreError, match=r"cannot open the job store at .*file/jobs\.sqlite3 \(CHUTES_DATA_DIR\): "):
-        RunStore(tmp_path / "file" / "jobs.sqlite3")
+        SqliteBackend(tmp_path / "file" / "jobs.sqlite3")
     (tmp_path / "folder.sqlite3").mkdir()
     with pytest.raises(RunStoreError, match="unable to open database file"):
-        RunStore(tmp_path / "folder.sqlite3")
+        SqliteBackend(tmp_path / "folder.sqlite3")
     (tmp_path / "garbage.sqlite3").write_bytes(b"this is not a database" * 100)
     with pytest.raises(RunStoreError, match="file is not a database"):
-        RunStore(tmp_path / "garbage.sqlite3")
+        SqliteBackend(tmp_path / "garbage.sqlite3")
 
 
 def test_a_read_only_data_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RunStoreError, match="cannot open the job store at /proc/"):
-        RunStore("/proc/chutes-test/jobs.sqlite3")
+        SqliteBackend("/proc/chutes-test/jobs.sqlite3")
 
 
 def test_a_store_locked_by_another_process_waits_then_fails_clearly(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
-    RunStore(path).close()
+    SqliteBackend(path).close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(RunStoreError, match="database is locked"):
-            RunStore(path, timeout=0.01)
+            SqliteBackend(path, timeout=0.01)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    RunStore(path, timeout=0.01).close()
+    SqliteBackend(path, timeout=0.01).close()

@@ -19,7 +19,7 @@ from chutes.cord import Cord
 from chutes.deployment import DeploymentFields
 from chutes.errors import ChuteDefinitionError
 from chutes.image import Image
-from chutes.job import Job
+from chutes.job import Job, Port, current_output_dir
 from chutes.name import NAME_RULE, is_valid_name, name_problem
 from chutes.node_selector import NodeSelector
 from chutes.server.app import ChuteApp
@@ -240,6 +240,16 @@ class Chute:
         """A logger named after the chute."""
         return self._logger
 
+    @property
+    def output_dir(self) -> str | None:
+        """The output folder of the job run executing in the current task (``None`` outside a job run).
+
+        Each run has its own, even with several runs executing at once (``CHUTES_JOB_WORKERS``); files left
+        there are kept with the run (``GET /_jobs/runs/{id}/files``) when the job's ``upload`` is true.
+        """
+        folder = current_output_dir.get()
+        return None if folder is None else str(folder)
+
     # -- decorators ---------------------------------------------------------------------------------
 
     def _remember(self, func: Callable[..., Any]) -> None:
@@ -347,13 +357,23 @@ class Chute:
         schedule: str | None = None,
         retry_count: int = 3,
         timeout: float | None = None,
+        *,
+        ports: list[Port] | None = None,
+        upload: bool = True,
+        ssh: bool = False,
     ) -> Callable[[F], F]:
-        """Register a background job, run over ``/_jobs`` or on a cron ``schedule``."""
+        """Register a background job, run over ``/_jobs`` or on a cron ``schedule``.
+
+        The published SDK's keywords work too: ``ports`` (container ports in the Kubernetes manifests),
+        ``upload`` (keep the files each run leaves in its output folder; default true) and ``ssh``
+        (accepted with a warning: only the hosted platform provides it).
+        """
 
         def decorator(func: F) -> F:
             job = Job(
-                func=func, name=name or func.__name__, schedule=schedule, retry_count=retry_count, timeout=timeout
-            )
+                func=func, name=name or func.__name__, schedule=schedule, retry_count=retry_count, timeout=timeout,
+                ports=list(ports or []), upload=upload, ssh=ssh,
+            )  # fmt: skip
             jobs = registry_of(self).jobs
             if job.name in jobs:
                 raise ChuteDefinitionError(f"job {job.name!r} is declared twice")

@@ -14,7 +14,7 @@ from chutes.chute.registry import registry_of
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
-    from chutes.jobs.store import Run
+    from chutes.jobs.store import Backend, Run
 
 
 class JobCommandError(ValueError):
@@ -62,6 +62,13 @@ def _service(chute: Chute) -> Any:
     return JobService(chute, Settings.load(), CollectorRegistry())
 
 
+def _backend(service: Any) -> Backend:
+    """The store's synchronous backend: a command makes one call, with no event loop to keep free."""
+    from chutes.jobs.store import open_backend
+
+    return open_backend(service.settings.database_url or None, service.settings.data_dir, service.chute.name)
+
+
 def _check_job(chute: Chute, name: str) -> None:
     if name not in registry_of(chute).jobs:
         known = ", ".join(sorted(registry_of(chute).jobs)) or "none"
@@ -96,7 +103,6 @@ def list_jobs(args: argparse.Namespace) -> int:
 def submit_job(args: argparse.Namespace) -> int:
     """``jobs submit TARGET NAME``: queue a run (trigger ``cli``) and print it."""
     from chutes.jobs.service import input_json
-    from chutes.jobs.store import RunStore
 
     chute = _load(args.target)
     _check_job(chute, args.name)
@@ -106,7 +112,7 @@ def submit_job(args: argparse.Namespace) -> int:
         stored = input_json(job, args.input.encode())
     except ValidationError as exc:
         raise _input_error(exc) from None
-    store = RunStore(service.path)
+    store = _backend(service)
     try:
         run = store.submit(job.name, stored, job.max_attempts, "cli", service.clock.time())
     finally:
@@ -148,17 +154,15 @@ async def _run_with_hooks(chute: Chute, service: Any, name: str, body: bytes) ->
 
 def show_run(args: argparse.Namespace) -> int:
     """``jobs show TARGET RUN_ID``: print one run as JSON."""
-    from chutes.jobs.store import RunStore
-
     service = _service(_load(args.target))
-    if not service.path.exists():
+    if not service.settings.database_url and not service.path.exists():
         raise JobCommandError(f"run {args.run_id!r} not found: no run store at {service.path}")
-    store = RunStore(service.path)
+    store = _backend(service)
     try:
         run = store.get(args.run_id)
     finally:
         store.close()
     if run is None:
-        raise JobCommandError(f"run {args.run_id!r} not found in {service.path}")
+        raise JobCommandError(f"run {args.run_id!r} not found in {store.where}")
     _print_json(run.to_json())
     return 0

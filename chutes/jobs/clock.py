@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "ScaledClock", "SystemClock", "default_clock", "set_default_clock"]
+__all__ = ["Clock", "ManualClock", "OffsetClock", "ScaledClock", "SystemClock", "default_clock", "set_default_clock"]
 
 
 class Clock(Protocol):
@@ -35,6 +35,25 @@ class SystemClock:
     def time(self) -> float:
         """Seconds since the epoch."""
         return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class OffsetClock:
+    """The system clock corrected by ``offset`` seconds: the database's clock, read without a round trip.
+
+    The job service measures the offset when it opens a shared store and again at every heartbeat, so
+    leases and schedules agree between machines whose own clocks drift apart.
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        """The corrected time."""
+        return time.time() + self.offset
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -16,10 +14,13 @@ _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 90
 
 
 class _QueuedRuns(Collector):
-    """Queued runs per job, read from the store at scrape time so it counts every process's submissions."""
+    """Queued runs per job, as the store counted them at the last heartbeat (every process's submissions).
 
-    def __init__(self, path: Path, jobs: list[str]) -> None:
-        self._path = path
+    A scrape never waits on the store: the count is at most a heartbeat old.
+    """
+
+    def __init__(self, metrics: JobMetrics, jobs: list[str]) -> None:
+        self._metrics = metrics
         self._jobs = jobs
 
     def describe(self) -> Iterator[Metric]:
@@ -27,18 +28,7 @@ class _QueuedRuns(Collector):
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("chutes_job_runs_queued", "Job runs waiting to be executed.", labels=["job"])
-        counts: dict[str, int] = {}
-        if self._path.exists():
-            # A connection of its own: scrapes may come from any thread, and a read never blocks writers in WAL.
-            try:
-                db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=1.0)
-                try:
-                    rows = db.execute("SELECT job, COUNT(*) FROM runs WHERE status = 'queued' GROUP BY job").fetchall()
-                finally:
-                    db.close()
-                counts = {str(job): int(count) for job, count in rows}
-            except sqlite3.Error:
-                counts = {}
+        counts = self._metrics.queued
         for job in self._jobs:
             family.add_metric([job], counts.get(job, 0))
         yield family
@@ -66,11 +56,12 @@ class JobMetrics:
             registry=registry,
         )
         self._queued: _QueuedRuns | None = None
+        self.queued: dict[str, int] = {}  # queued runs per job, refreshed by the service's heartbeat
 
-    def watch_queue(self, path: Path, jobs: list[str]) -> None:
-        """Report the queued runs of ``jobs`` held in the store at ``path``."""
+    def watch_queue(self, jobs: list[str]) -> None:
+        """Report the queued runs of ``jobs`` (as counted in :attr:`queued`)."""
         if self._queued is None:
-            self._queued = _QueuedRuns(path, jobs)
+            self._queued = _QueuedRuns(self, jobs)
             self._registry.register(self._queued)
 
     def finished(self, job: str, status: str, duration: float | None, now: float) -> None:

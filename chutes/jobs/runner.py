@@ -1,4 +1,9 @@
-"""Executing a claimed run: attempts with a timeout each, exponential backoff between them, cancellation.
+"""Executing one claimed attempt of a run: its timeout, its outcome, its output folder, its cancellation.
+
+An attempt ends in one of three ways, each recorded only with the attempt's token (so the result of an
+attempt whose run was cancelled or taken over meanwhile is discarded and logged, never recorded):
+completed; failed for good; or queued again with ``available_at = now + backoff`` while attempts remain.
+Backoff is never slept in a worker, which takes the next run at once.
 
 A sync job function runs in a worker thread. Python cannot stop a thread, so when such an attempt
 times out or its run is cancelled the run moves on (to its next attempt, or its final status) and the
@@ -9,73 +14,43 @@ dropped. Write long sync jobs to check for their own deadline, or make them ``as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import socket
-import sqlite3
-import time
-import uuid
+import random
+import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 from pydantic import ValidationError
 
 from chutes.chute.registry import registry_of
 from chutes.invoke import call_handler
+from chutes.job import current_output_dir
+from chutes.jobs import outputs
+from chutes.jobs.lease import LEASE_SECONDS, LeaseKeeper, is_orphan, live_owners, new_owner
+from chutes.jobs.runs import StoreUnavailableError
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
     from chutes.job import Job
     from chutes.jobs.clock import Clock
     from chutes.jobs.metrics import JobMetrics
-    from chutes.jobs.store import Run, RunStore
+    from chutes.jobs.runs import Run
+    from chutes.jobs.store import RunStore
 
-__all__ = ["LEASE_SECONDS", "Runner", "is_orphan", "new_owner"]
-
-LEASE_SECONDS: Final = 30.0
-_HOST: Final = socket.gethostname()
-# Owners (runners) alive in this process: their runs are never orphans, whatever their lease says.
-_LIVE_OWNERS: set[str] = set()
+__all__ = ["LEASE_SECONDS", "Runner", "backoff_delay", "is_orphan", "new_owner", "result_json"]
 
 
-def new_owner() -> str:
-    """A fresh owner id, ``host:pid:token``, recorded on the runs a runner executes."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """The delay before the attempt after ``attempt``: ``base * 2**(attempt-1)`` capped at ``cap``, jittered.
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
-    except (OSError, IndexError):
-        return True
-
-
-def is_orphan(owner: str | None, lease_until: float | None, now: float) -> bool:
-    """Whether a ``running`` run lost its process: its lease expired, or its owner on this host is gone.
-
-    Runs of a live runner in this process are never orphans; a sibling process on this host is asked
-    directly (``kill(pid, 0)``), so a restart after a crash takes the dead process's runs up at once;
-    other hosts are trusted until their lease expires (runners renew it every ``LEASE_SECONDS / 3``).
+    The jitter takes the delay anywhere between its half and its whole, so that runs failing together
+    (a dependency down) do not all come back at the same instant.
     """
-    if owner is not None and owner in _LIVE_OWNERS:
-        return False
-    if owner is None or lease_until is None or lease_until < now:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != _HOST or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    return pid == os.getpid() or not _pid_alive(pid)
+    delay = min(cap, base * 2 ** min(attempt - 1, 60))
+    jitter: float = (rng or random).random()
+    return float(delay) * (0.5 + 0.5 * jitter)
 
 
 @dataclass(slots=True)
@@ -86,26 +61,41 @@ class _Outcome:
 
 
 class Runner:
-    """Runs claimed runs of a chute's jobs, records their outcome, and keeps their leases."""
+    """Runs claimed attempts of a chute's jobs, records their outcome, and keeps their leases (in a thread)."""
 
     def __init__(
         self, chute: Chute, store: RunStore, clock: Clock, metrics: JobMetrics | None, backoff: float,
-        lease: float = LEASE_SECONDS,
+        lease: float = LEASE_SECONDS, backoff_max: float = 300.0, outputs_dir: Path | None = None,
     ) -> None:  # fmt: skip
         self.chute = chute
         self.store = store
         self.clock = clock
         self.metrics = metrics
         self.backoff = backoff
+        self.backoff_max = backoff_max
         self.lease = lease
+        self.outputs_dir = outputs_dir if outputs_dir is not None else Path(tempfile.gettempdir()) / "chutes-outputs"
         self.owner = new_owner()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tokens: dict[str, str] = {}  # run id -> token of the attempt executing here
         self._reasons: dict[str, str] = {}
-        _LIVE_OWNERS.add(self.owner)
+        self.keeper: LeaseKeeper | None = None
+        live_owners.add(self.owner)
+
+    def start_leases(self) -> None:
+        """Start the thread renewing this runner's leases."""
+        if self.keeper is None:
+            self.keeper = LeaseKeeper(
+                self.store, self.clock, self.lease, lambda: list(self._tokens.values()), self._lost,
+                asyncio.get_running_loop(),
+            )  # fmt: skip
+            self.keeper.start()
 
     def close(self) -> None:
-        """Forget this runner as a live owner: its remaining runs become orphans for the next process."""
-        _LIVE_OWNERS.discard(self.owner)
+        """Stop renewing and forget this runner as a live owner: its remaining runs become orphans."""
+        if self.keeper is not None:
+            self.keeper.stop()
+        live_owners.discard(self.owner)
 
     @property
     def running(self) -> dict[str, asyncio.Task[None]]:
@@ -117,14 +107,16 @@ class Runner:
         return self.clock.time() + self.lease
 
     async def execute(self, run: Run) -> None:
-        """Execute a run this runner claimed (its first attempt already counted) to a final status."""
+        """Execute one attempt of a run this runner claimed, and record its outcome."""
         task = asyncio.create_task(self._execute(run), name=f"chutes-job-run-{run.id}")
         self._tasks[run.id] = task
+        if run.token is not None:
+            self._tokens[run.id] = run.token
         # Shielded: stopping a worker must not stop its run; shutdown cancels runs on purpose (``cancel``).
         await asyncio.shield(task)
 
     def cancel(self, run_id: str, reason: str) -> asyncio.Task[None] | None:
-        """Cancel a run executing here; ``reason`` is ``cancel`` (by request) or ``shutdown`` (requeue it)."""
+        """Cancel a run executing here; ``reason``: ``cancel`` (by request), ``lost`` or ``shutdown`` (requeue it)."""
         task = self._tasks.get(run_id)
         if task is None or task.done():
             return None
@@ -132,72 +124,91 @@ class Runner:
         task.cancel()
         return task
 
+    def _lost(self, token: str) -> None:
+        for run_id, held in list(self._tokens.items()):
+            if held == token:
+                self.chute.logger.warning(
+                    "job run %s was cancelled or taken over by another process; stopping this attempt", run_id
+                )
+                self.cancel(run_id, "lost")
+
     async def _execute(self, run: Run) -> None:
         job = registry_of(self.chute).jobs[run.name]
-        started = time.monotonic()
-        attempt = run.attempts
-        in_attempt = False
+        token = run.token or ""
+        folder = outputs.create(self.outputs_dir, run.id)
+        in_attempt = True
         try:
-            while True:
-                in_attempt = True
-                outcome = await self._attempt(job, run, attempt)
-                in_attempt = False
-                now = self.clock.time()
-                if outcome.ok:
-                    if self.store.complete(run.id, self.owner, outcome.value, now):
-                        self._finished(job, "completed", started, now)
-                    return
-                if attempt >= run.max_attempts or not outcome.retry:
-                    if self.store.fail(run.id, self.owner, outcome.value, now):
-                        self._finished(job, "failed", started, now)
-                    return
-                await self.clock.sleep(self.backoff * 2 ** (attempt - 1))
-                next_attempt = self.store.next_attempt(run.id, self.owner, outcome.value)
-                if next_attempt is None:  # cancelled or taken over while it waited
-                    return
-                attempt = next_attempt
+            outcome = await self._attempt(job, run, folder)
+            in_attempt = False
+            now = self.clock.time()
+            final = outcome.ok or run.attempts >= run.max_attempts or not outcome.retry
+            files = outputs.collect(folder) if final and job.upload else []
+            if outcome.ok:
+                recorded, status = await self.store.complete(run.id, token, outcome.value, now, files), "completed"
+            elif not final:
+                delay = backoff_delay(run.attempts, self.backoff, self.backoff_max)
+                recorded, status = await self.store.retry(run.id, token, outcome.value, now + delay), "retry"
+            else:
+                recorded, status = await self.store.fail(run.id, token, outcome.value, now, files), "failed"
+            if not recorded:
+                self.chute.logger.warning(
+                    "job %s: run %s: attempt %d ended (%s) after its run was cancelled or taken over; "
+                    "its outcome is discarded",
+                    job.name, run.id, run.attempts, status,
+                )  # fmt: skip
+            elif status != "retry":
+                self._finished(job, status, run, now)
         except asyncio.CancelledError:
-            if self._reasons.pop(run.id, "cancel") == "shutdown":
+            reason = self._reasons.pop(run.id, "cancel")
+            if reason == "shutdown":
                 # Interrupted by our own shutdown, not by the job: the attempt does not count.
-                self.store.requeue(run.id, self.owner, uncount=in_attempt)
-            self.chute.logger.info("job %s: run %s cancelled", job.name, run.id)
+                await self.store.requeue(run.id, token, uncount=in_attempt)
+            self.chute.logger.info("job %s: run %s cancelled (%s)", job.name, run.id, reason)
+        except StoreUnavailableError:
+            # The outcome could not be recorded: the run keeps its lease until it expires, then another
+            # attempt takes it up; this worker goes on with the next run.
+            self.chute.logger.exception("job %s: could not record the outcome of run %s", job.name, run.id)
         except Exception as exc:
-            # A bug or a store failure, not the job's own error: a run left running under a live owner
-            # would never be taken up again, so it fails with the cause when the store lets us.
+            # A bug, not the job's own error: a run left running under a live owner would never be taken
+            # up again, so it fails with the cause when the store lets us.
             self.chute.logger.exception("job %s: run %s: unexpected error", job.name, run.id)
-            with contextlib.suppress(sqlite3.Error):
-                if self.store.fail(
-                    run.id, self.owner, f"internal error: {type(exc).__name__}: {exc}", self.clock.time()
-                ):
-                    self._finished(job, "failed", started, self.clock.time())
+            try:
+                now = self.clock.time()
+                if await self.store.fail(run.id, token, f"internal error: {type(exc).__name__}: {exc}", now):
+                    self._finished(job, "failed", run, now)
+            except StoreUnavailableError:
+                pass
         finally:
+            outputs.remove(folder)
             self._reasons.pop(run.id, None)
             self._tasks.pop(run.id, None)
+            self._tokens.pop(run.id, None)
 
-    async def _attempt(self, job: Job, run: Run, attempt: int) -> _Outcome:
+    async def _attempt(self, job: Job, run: Run, folder: Path) -> _Outcome:
         try:
             # Bound from the stored JSON exactly as at submit time (strict models accept JSON strings only).
-            kwargs = job.signature.bind_json(run.input_json.encode())
+            kwargs = job.bind(run.input_json, folder)
         except ValidationError as exc:
             return _Outcome(False, f"invalid input: {exc}", retry=False)
+        current_output_dir.set(folder)  # this task's context only: concurrent runs each see their own
         deadline = asyncio.timeout(job.timeout)
         try:
             async with deadline:
                 result = await call_handler(job.func, self.chute, kwargs)
         except TimeoutError as exc:
             if deadline.expired():
-                error = f"attempt {attempt} of {run.max_attempts} timed out after {job.timeout:g} s"
+                error = f"attempt {run.attempts} of {run.max_attempts} timed out after {job.timeout:g} s"
                 self.chute.logger.warning("job %s: run %s: %s", job.name, run.id, error)
                 return _Outcome(False, error)
-            return self._error(job, run, attempt, exc)
+            return self._error(job, run, exc)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
-            return self._error(job, run, attempt, exc)  # raised by the job itself, not a cancellation of the run
+            return self._error(job, run, exc)  # raised by the job itself, not a cancellation of the run
         except BaseException as exc:
             # SystemExit or KeyboardInterrupt raised by a job fails its attempt; it must not stop the server.
-            return self._error(job, run, attempt, exc)
+            return self._error(job, run, exc)
         try:
             return _Outcome(True, result_json(result))
         except Exception as exc:  # ValueError mostly; a custom type's serializer may raise anything
@@ -205,29 +216,21 @@ class Runner:
             self.chute.logger.warning("job %s: run %s: %s", job.name, run.id, error)
             return _Outcome(False, error, retry=False)
 
-    def _error(self, job: Job, run: Run, attempt: int, exc: BaseException) -> _Outcome:
+    def _error(self, job: Job, run: Run, exc: BaseException) -> _Outcome:
         self.chute.logger.warning(
-            "job %s: run %s: attempt %d of %d failed", job.name, run.id, attempt, run.max_attempts, exc_info=exc
+            "job %s: run %s: attempt %d of %d failed", job.name, run.id, run.attempts, run.max_attempts, exc_info=exc
         )
         return _Outcome(False, f"{type(exc).__name__}: {exc}")
 
-    def _finished(self, job: Job, status: str, started: float, now: float) -> None:
+    def _finished(self, job: Job, status: str, run: Run, now: float) -> None:
         if self.metrics is not None:
-            self.metrics.finished(job.name, status, time.monotonic() - started, now)
+            started = run.started_at if run.started_at is not None else now
+            self.metrics.finished(job.name, status, now - started, now)
 
-    def keep_leases(self) -> None:
-        """Renew the leases of our runs, and stop those cancelled or taken over by another process."""
-        if not self._tasks:
-            return
-        alive = self.store.renew(self.owner, list(self._tasks), self.lease_until())
-        for run_id in list(self._tasks):
-            if run_id not in alive:
-                self.cancel(run_id, "cancel")
-
-    def recover(self) -> list[Run]:
+    async def recover(self) -> list[Run]:
         """Requeue (or fail, with no attempts left) the running runs of processes that are gone."""
         now = self.clock.time()
-        changed = self.store.recover(now, lambda owner, lease_until: is_orphan(owner, lease_until, now))
+        changed = await self.store.recover(now, lambda owner, lease_until: is_orphan(owner, lease_until, now))
         for run in changed:
             if run.status == "failed" and self.metrics is not None and run.name in registry_of(self.chute).jobs:
                 self.metrics.finished(run.name, "failed", None, now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -13,11 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from chutes.job import cron_fields
+from chutes.jobs.runs import StoreUnavailableError
 
 if TYPE_CHECKING:
     from chutes.job import Job
     from chutes.jobs.clock import Clock
-    from chutes.jobs.store import Run, RunStore
+    from chutes.jobs.runs import Run
+    from chutes.jobs.store import RunStore
 
 __all__ = ["Scheduler", "next_fire", "time_zone"]
 
@@ -104,9 +105,9 @@ class Scheduler:
                 # The loop fell behind (a stalled process): fire once, for the latest time due, not for each missed one.
                 due = self.latest(job, now)
             try:
-                run = self.store.fire(job.name, int(due), job.max_attempts, now)
-            except sqlite3.Error:
-                _log.exception("job %s: could not fire its schedule", job.name)
+                run = await self.store.fire(job.name, int(due), job.max_attempts, now)
+            except StoreUnavailableError as exc:
+                _log.error("job %s: could not fire its schedule: %s", job.name, exc)
                 run = None
             except Exception:
                 # One failing loop would end every schedule of the task group, silently: log it and go on.

@@ -1,7 +1,12 @@
 """The job service of a running chute: the store, the workers executing runs, the scheduler and the API.
 
-The server runtime creates one per chute, calls :meth:`JobService.start` after the startup hooks and
+The server runtime creates one per chute, awaits :meth:`JobService.start` after the startup hooks and
 :meth:`JobService.stop` before the shutdown hooks, and mounts :meth:`JobService.router`.
+
+For tests of a chute's jobs (``chutes.testing``): build ``JobService(chute, settings, registry,
+clock=ManualClock(...))`` (any :class:`~chutes.jobs.clock.Clock`: cron firings, backoff and leases read
+it) and ``await service.run_now(name, input)``, which runs the job to its final status, retries
+included, and returns the finished :class:`~chutes.jobs.runs.Run`.
 """
 
 from __future__ import annotations
@@ -9,25 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
+import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pydantic_core
 from pydantic import ValidationError
 
 from chutes.chute.registry import registry_of
-from chutes.jobs.clock import Clock, default_clock
+from chutes.jobs.clock import Clock, OffsetClock, SystemClock, default_clock
 from chutes.jobs.metrics import JobMetrics
 from chutes.jobs.runner import Runner
 from chutes.jobs.scheduler import Scheduler, next_fire, time_zone
-from chutes.jobs.store import Run, RunStore, Trigger, store_path
+from chutes.jobs.store import Run, RunStore, StoreUnavailableError, Trigger, open_store, store_path
 from chutes.signature import BindingKind
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import prometheus_client
 
     from chutes.chute import Chute
@@ -36,8 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["JobService", "UnknownJobError", "input_json"]
 
-POLL_SECONDS: Final = 0.25  # how often an idle worker looks for runs queued by other processes
-HEARTBEAT_SECONDS: Final = 2.0  # lease renewal, cross-process cancellation and orphan recovery
+POLL_SECONDS: Final = 0.25  # how often an idle worker looks for runs queued by other processes (or due retries)
+HEARTBEAT_SECONDS: Final = 2.0  # orphan recovery, queue gauge, database clock, store health
+PRUNE_SECONDS: Final = 300.0  # how often finished runs past their retention are deleted
 
 
 class UnknownJobError(LookupError):
@@ -48,21 +53,25 @@ def input_json(job: Job, body: bytes) -> str:
     """Validate a run's input as the job's handler would bind it, and return it as JSON text to store.
 
     Raises pydantic's ``ValidationError`` for bad input. The stored input is the decoded body itself
-    (``{}`` when empty, strict JSON), bound again with ``bind_json`` when the run executes.
+    (``{}`` when empty, strict JSON), bound again when the run executes.
     """
     job.signature.bind_json(body)
     if not body.strip():
         return "{}"
     try:
         # Strict JSON only: NaN or Infinity would be stored, then break every listing of the run.
-        return json.dumps(pydantic_core.from_json(body, allow_inf_nan=False), ensure_ascii=False)
+        value = pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError as exc:
-        if job.signature.kind is BindingKind.NONE:  # a job without input ignores a body that is not JSON
+        if job.signature.kind is BindingKind.NONE and not job.keywords:  # no input: a body that is not JSON is ignored
             return "{}"
         raise ValidationError.from_exception_data(
             "input",
             [{"type": "json_invalid", "loc": (), "input": body.decode(errors="replace"), "ctx": {"error": str(exc)}}],
         ) from None
+    if job.keywords and not isinstance(value, dict):
+        # `**job_data` receives the input's keys: it must be an object.
+        raise ValidationError.from_exception_data("input", [{"type": "dict_type", "loc": (), "input": value}])
+    return json.dumps(value, ensure_ascii=False)
 
 
 def iso_seconds(timestamp: float | None) -> str | None:
@@ -91,26 +100,55 @@ class JobService:
         self.scheduler: Scheduler | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._listener: threading.Thread | None = None
+        self._last_prune = float("-inf")
 
     @property
     def path(self) -> Path:
-        """The run store's file."""
+        """The SQLite run store's file (when ``CHUTES_DATABASE_URL`` is unset)."""
         return store_path(self.settings.data_dir, self.chute.name)
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Where the output folders of attempts executing in this process are made."""
+        return Path(self.settings.data_dir) / "outputs" / self.chute.name
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the store answered its last call (``/_health`` turns 503 otherwise)."""
+        return self.store is None or self.store.healthy
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def _open(self) -> tuple[RunStore, Runner]:
+    async def _open(self) -> tuple[RunStore, Runner]:
         zone = self.settings.timezone
         time_zone(zone)  # an unknown zone is a configuration error: fail at start, not at the first firing
-        store = self.store = RunStore(self.path)
-        runner = self.runner = Runner(self.chute, store, self.clock, self.metrics, self.settings.job_backoff)
+        settings = self.settings
+        store = await asyncio.to_thread(open_store, settings.database_url or None, settings.data_dir, self.chute.name)
+        self.store = store
+        if isinstance(self.clock, SystemClock) and (db_time := await store.time()) is not None:
+            # A shared database: leases and schedules follow its clock, not this machine's.
+            self.clock = OffsetClock(db_time - self.clock.time())
+        runner = self.runner = Runner(
+            self.chute, store, self.clock, self.metrics, settings.job_backoff, settings.job_lease,
+            settings.job_backoff_max, self.outputs_dir,
+        )  # fmt: skip
+        runner.start_leases()
         self.scheduler = Scheduler(
             registry_of(self.chute).jobs.values(), store, self.clock, zone, on_fire=lambda run: self.wake()
         )
-        self.metrics.watch_queue(self.path, list(registry_of(self.chute).jobs))
+        self.metrics.watch_queue(list(registry_of(self.chute).jobs))
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
+        listen = getattr(store.backend, "listen", None)
+        if listen is not None:
+            self._listener = threading.Thread(
+                target=listen, args=(self._wake_threadsafe,), name="chutes-jobs-listen", daemon=True
+            )
+            self._listener.start()
         return store, runner
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
@@ -123,9 +161,9 @@ class JobService:
         """
         if not registry_of(self.chute).jobs:
             return
-        store, runner = self._open()
-        runner.recover()
-        for run in store.fail_undefined(list(registry_of(self.chute).jobs), self.clock.time(), self.chute.name):
+        store, runner = await self._open()
+        await runner.recover()
+        for run in await store.fail_undefined(list(registry_of(self.chute).jobs), self.clock.time(), self.chute.name):
             self.chute.logger.warning("job %s: run %s failed: %s", run.name, run.id, run.error)
         self._spawn(self._heartbeat(), "chutes-jobs-heartbeat")
         for index in range(self.settings.job_workers):
@@ -143,9 +181,11 @@ class JobService:
         for background in self._tasks:
             if background.get_name() == "chutes-jobs-scheduler":
                 background.cancel()  # no new firings while draining
-        running = list(runner.running.values())
-        if running:
-            await asyncio.wait(running, timeout=self.settings.shutdown_grace)
+        # Idle workers leave at once; busy ones when their run ends (or a claim in flight, once its run
+        # has executed): either way within the grace period, after which the runs still going are requeued.
+        workers = [task for task in self._tasks if task.get_name().startswith("chutes-jobs-worker-")]
+        if workers:
+            await asyncio.wait(workers, timeout=self.settings.shutdown_grace)
         leftovers = [task for run_id in list(runner.running) if (task := runner.cancel(run_id, "shutdown"))]
         await asyncio.gather(*leftovers, return_exceptions=True)
         for background in self._tasks:
@@ -153,13 +193,20 @@ class JobService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         runner.close()
-        store.close()
+        await store.aclose()
         self.store = self.runner = self.scheduler = None
+        self._listener = None
 
     def wake(self) -> None:
         """Tell idle workers that a run was queued."""
         if self._wake is not None:
             self._wake.set()
+
+    def _wake_threadsafe(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.wake)
 
     async def _work(self) -> None:
         assert self.store is not None
@@ -170,9 +217,9 @@ class JobService:
         while not self._stopping:
             wake.clear()
             try:
-                run = store.claim(runner.owner, names, self.clock.time(), runner.lease_until())
-            except sqlite3.Error:
-                self.chute.logger.exception("jobs: could not claim a run")
+                run = await store.claim(runner.owner, names, self.clock.time(), runner.lease_until())
+            except StoreUnavailableError as exc:
+                self.chute.logger.warning("jobs: could not claim a run: %s", exc)
                 run = None
             except Exception:
                 # A worker that dies stops executing runs without a word: log the bug and go on.
@@ -184,27 +231,36 @@ class JobService:
                 continue
             try:
                 await runner.execute(run)
-            except sqlite3.Error:
-                # The store failed under the run (a disk error, a lock held too long): the run keeps its
-                # lease, so recovery takes it up again; this worker goes on with the next one.
-                self.chute.logger.exception("jobs: could not record the outcome of run %s", run.id)
             except Exception:
                 self.chute.logger.exception("jobs: worker error while executing run %s", run.id)
 
     async def _heartbeat(self) -> None:
-        assert self.runner is not None
-        runner = self.runner
-        while True:
+        while self.store is not None:
             await self.clock.sleep(HEARTBEAT_SECONDS)
             try:
-                runner.keep_leases()
-                if runner.recover():
-                    self.wake()
-            except sqlite3.Error:
-                self.chute.logger.exception("jobs: could not renew run leases")
+                await self.beat()
+            except StoreUnavailableError as exc:
+                self.chute.logger.warning("jobs: heartbeat: %s", exc)
             except Exception:
-                # Without the heartbeat, leases expire and other processes take running runs over.
+                # Without the heartbeat, dead processes' runs are never taken up again.
                 self.chute.logger.exception("jobs: heartbeat error")
+
+    async def beat(self) -> None:
+        """One heartbeat: take up orphans, refresh the queue gauge and the database clock, prune old runs."""
+        runner, store = self.runner, self.store
+        if runner is None or store is None:
+            return
+        if await runner.recover():
+            self.wake()
+        self.metrics.queued = await store.queued_counts()
+        if isinstance(self.clock, OffsetClock) and (db_time := await store.time()) is not None:
+            self.clock.offset += db_time - self.clock.time()
+        now = self.clock.time()
+        if now - self._last_prune >= PRUNE_SECONDS:
+            self._last_prune = now
+            pruned = await store.prune(now - self.settings.job_retention)
+            if pruned:
+                self.chute.logger.info("jobs: pruned %d finished runs older than CHUTES_JOB_RETENTION", pruned)
 
     # -- operations (the API and the CLI) ------------------------------------------------------------
 
@@ -237,19 +293,21 @@ class JobService:
             return self.scheduler.next_run(job)
         return next_fire(job.schedule, time_zone(self.settings.timezone), self.clock.time())
 
-    def submit(self, name: str, body: bytes, trigger: Trigger = "api") -> Run:
-        """Validate ``body`` as the job's input and queue a run; raises ``UnknownJobError`` or ``ValidationError``."""
+    async def submit(self, name: str, body: bytes, trigger: Trigger = "api") -> Run:
+        """Validate ``body`` as the job's input and queue a run; raises ``UnknownJobError`` or ``ValidationError``.
+
+        Raises ``StoreUnavailableError`` when the store cannot take it (the API answers 503).
+        """
         job = self.job(name)
         stored = input_json(job, body)
-        store = self._store()
-        run = store.submit(job.name, stored, job.max_attempts, trigger, self.clock.time())
+        run = await self._store().submit(job.name, stored, job.max_attempts, trigger, self.clock.time())
         self.wake()
         return run
 
-    def cancel(self, run_id: str) -> Run:
+    async def cancel(self, run_id: str) -> Run:
         """Cancel a queued or running run; raises ``RunNotFoundError`` or ``RunFinishedError``."""
         now = self.clock.time()
-        run = self._store().cancel(run_id, now)
+        run = await self._store().cancel(run_id, now)
         if self.runner is not None:
             self.runner.cancel(run_id, "cancel")
         if run.name in registry_of(self.chute).jobs:
@@ -261,24 +319,44 @@ class JobService:
             raise RuntimeError("the job service is not started")
         return self.store
 
+    async def run_now(self, name: str, data: Any = None, trigger: Trigger = "cli") -> Run:
+        """Run a job now, in the foreground, to its final status; return the finished run.
+
+        ``data`` is the input (JSON bytes, or a value to encode as JSON). Retries wait their backoff on
+        the service's clock, so with a ``ManualClock`` the caller advances it (or sets
+        ``job_backoff=0``). The run is recorded in the store like any other, with ``trigger``.
+        """
+        body = data if isinstance(data, bytes) else (b"" if data is None else json.dumps(data).encode())
+        return await self.run_once(name, body, trigger)
+
     async def run_once(self, name: str, body: bytes, trigger: Trigger = "cli") -> Run:
         """Run a job once in the foreground with its retries and timeout, recorded in the store (``jobs run``)."""
         job = self.job(name)
         stored = input_json(job, body)
-        store, runner = self._open()
-        self._spawn(self._heartbeat(), "chutes-jobs-heartbeat")
+        store, runner = await self._open()
         try:
             now = self.clock.time()
-            run = store.start(job.name, stored, job.max_attempts, trigger, now, runner.owner, runner.lease_until())
+            run: Run | None = await store.start(
+                job.name, stored, job.max_attempts, trigger, now, runner.owner, runner.lease_until()
+            )
+            assert run is not None
+            run_id = run.id
             try:
-                await runner.execute(run)
+                while run is not None:
+                    await runner.execute(run)
+                    current = await store.get(run_id)
+                    if current is None or current.status != "queued":
+                        break
+                    # A retry: wait for its backoff, then take the run again ourselves.
+                    await self.clock.sleep(current.available_at - self.clock.time())
+                    run = await store.claim(runner.owner, [job.name], self.clock.time(), runner.lease_until(), run_id)
             except BaseException:
                 # Interrupted (Ctrl-C): a foreground run is nobody else's to finish, so it ends cancelled.
-                runner.cancel(run.id, "cancel")
+                runner.cancel(run_id, "cancel")
                 with contextlib.suppress(LookupError, RuntimeError):
-                    store.cancel(run.id, self.clock.time())
+                    await store.cancel(run_id, self.clock.time())
                 raise
-            final = store.get(run.id)
+            final = await store.get(run_id)
             assert final is not None
             return final
         finally:

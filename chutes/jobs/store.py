@@ -1,422 +1,238 @@
-"""The run store: job runs and cron firings in one SQLite database (WAL), shared by every process of a chute.
+"""The run store as the event loop sees it: every call awaited, none of them ever blocking the loop.
 
-Every state change is a single conditional statement or a ``BEGIN IMMEDIATE`` transaction, so several
-server processes (``serve --workers N``) and the CLI can share one file: a queued run is claimed by
-exactly one of them, and a scheduled time fires once.
+Two backends hold the runs: SQLite in the data directory (the default; one thread makes every call, so
+one process never waits on its own writes and a lock held by another process stalls that thread only)
+and PostgreSQL when ``CHUTES_DATABASE_URL`` is set (a thread per pooled connection). :func:`open_store`
+picks one; :class:`RunStore` runs the backend's synchronous methods in its threads and turns database
+failures into :class:`StoreUnavailableError`, which the API answers with ``503``.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import concurrent.futures
+import functools
 import sqlite3
 import threading
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Protocol, TypeVar
+
+from chutes.jobs.runs import (
+    ACTIVE_STATUSES,
+    STATUSES,
+    TRIGGERS,
+    Run,
+    RunFile,
+    RunFinishedError,
+    RunNotFoundError,
+    RunStoreError,
+    StoreUnavailableError,
+    Trigger,
+    iso,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
     "STATUSES",
     "TRIGGERS",
+    "Backend",
     "Run",
+    "RunFile",
     "RunFinishedError",
     "RunNotFoundError",
     "RunStore",
     "RunStoreError",
+    "StoreUnavailableError",
+    "Trigger",
     "iso",
+    "open_backend",
+    "open_store",
     "store_path",
 ]
 
-Status = Literal["queued", "running", "completed", "failed", "cancelled"]
-Trigger = Literal["api", "schedule", "cli"]
-STATUSES: Final = ("queued", "running", "completed", "failed", "cancelled")
-ACTIVE_STATUSES: Final = ("queued", "running")
-TRIGGERS: Final = ("api", "schedule", "cli")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    job TEXT NOT NULL,
-    input TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    result TEXT,
-    error TEXT,
-    trigger TEXT NOT NULL,
-    scheduled_for INTEGER,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    owner TEXT,
-    lease_until REAL
-);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
-CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, status, seq);
-CREATE TABLE IF NOT EXISTS firings (
-    job TEXT NOT NULL,
-    scheduled_for INTEGER NOT NULL,
-    fired_at REAL NOT NULL,
-    run_id TEXT,
-    PRIMARY KEY (job, scheduled_for)
-);
-"""
-_COLUMNS = (
-    "id, job, input, status, attempts, max_attempts, result, error, trigger, scheduled_for, "
-    "created_at, started_at, finished_at, owner, lease_until"
-)
+T = TypeVar("T")
+POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 
 
-class RunStoreError(ValueError):
-    """The run store cannot be opened: an unwritable or wrong data directory, a damaged or locked file."""
+class Backend(Protocol):
+    """The synchronous operations of a run store (``SqliteBackend``, ``PostgresBackend``)."""
 
-    def __init__(self, path: Path, exc: BaseException) -> None:
-        super().__init__(f"cannot open the job store at {path} (CHUTES_DATA_DIR): {exc}")
+    kind: str
+    where: str
 
-
-class RunNotFoundError(LookupError):
-    """No run has this id."""
-
-
-class RunFinishedError(RuntimeError):
-    """The run already finished, so it cannot be cancelled."""
-
-    def __init__(self, run: Run) -> None:
-        super().__init__(f"run {run.id} already finished ({run.status})")
-        self.run = run
-
-
-def iso(timestamp: float | None) -> str | None:
-    """An epoch timestamp as ISO 8601 UTC with a ``Z`` (milliseconds), or ``None``."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One run of a job, as stored (``input`` and ``result`` are JSON text)."""
-
-    id: str
-    name: str
-    input_json: str
-    status: Status
-    attempts: int
-    max_attempts: int
-    result_json: str | None
-    error: str | None
-    trigger: Trigger
-    scheduled_for: int | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    owner: str | None
-    lease_until: float | None
-
-    @property
-    def input(self) -> Any:
-        """The stored input, decoded."""
-        return json.loads(self.input_json)
-
-    @property
-    def result(self) -> Any:
-        """The stored result, decoded (``None`` until the run completed)."""
-        return None if self.result_json is None else json.loads(self.result_json)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run reached a final status."""
-        return self.status not in ACTIVE_STATUSES
-
-    def to_json(self) -> dict[str, Any]:
-        """The run as the API and the CLI show it."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "input": self.input,
-            "result": self.result,
-            "error": self.error,
-            "trigger": self.trigger,
-            "scheduled_for": iso(self.scheduled_for),
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-        }
-
-
-def _run(row: tuple[Any, ...]) -> Run:
-    return Run(*row)
-
-
-class RunStore:
-    """Job runs and cron firings in a SQLite file; safe to share between processes and threads."""
-
-    def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
-        """Open (and create, with its folder) the store at ``path``; raises ``RunStoreError`` when it cannot.
-
-        ``timeout`` is how long a statement waits for another process's write lock.
-        """
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit: single statements are atomic on their own; multi-statement changes use BEGIN IMMEDIATE.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
-        except (OSError, sqlite3.Error) as exc:
-            raise RunStoreError(self.path, exc) from exc
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # With WAL, NORMAL loses at most the last commits on power loss, never consistency.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise RunStoreError(self.path, exc) from exc
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _one(self, sql: str, params: Sequence[Any]) -> Run | None:
-        with self._lock:
-            row = self._db.execute(sql, params).fetchone()
-        return None if row is None else _run(row)
-
-    # -- submitting ----------------------------------------------------------------------------------
-
-    def _insert(self, db: sqlite3.Connection, job: str, input_json: str, max_attempts: int, trigger: Trigger,
-                now: float, scheduled_for: int | None) -> Run:  # fmt: skip
-        run_id = uuid.uuid4().hex
-        db.execute(
-            "INSERT INTO runs (id, job, input, status, max_attempts, trigger, scheduled_for, created_at) "
-            "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-            (run_id, job, input_json, max_attempts, trigger, scheduled_for, now),
-        )
-        return Run(run_id, job, input_json, "queued", 0, max_attempts, None, None, trigger, scheduled_for, now,
-                   None, None, None, None)  # fmt: skip
-
-    def submit(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float) -> Run:
-        """Queue a run of ``job`` with its input as JSON text."""
-        with self._lock:
-            return self._insert(self._db, job, input_json, max_attempts, trigger, now, None)
-
-    def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float, owner: str,
-              lease_until: float) -> Run:  # fmt: skip
-        """Record a run already claimed by ``owner`` (running its first attempt), for foreground runs."""
-        run_id = uuid.uuid4().hex
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO runs (id, job, input, status, attempts, max_attempts, trigger, created_at, started_at, "
-                "owner, lease_until) VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?)",
-                (run_id, job, input_json, max_attempts, trigger, now, now, owner, lease_until),
-            )
-        return Run(run_id, job, input_json, "running", 1, max_attempts, None, None, trigger, None, now, now, None,
-                   owner, lease_until)  # fmt: skip
-
-    def fire(self, job: str, scheduled_for: int, max_attempts: int, now: float) -> Run | None:
-        """Queue the run of a cron firing, unless another process fired this time or a scheduled run is active.
-
-        Returns the new run, or ``None`` when the firing was taken by another process or skipped.
-        """
-        with self._transaction() as db:
-            taken = db.execute(
-                "INSERT OR IGNORE INTO firings (job, scheduled_for, fired_at) VALUES (?, ?, ?)",
-                (job, scheduled_for, now),
-            )
-            if taken.rowcount == 0:
-                return None
-            active = db.execute(
-                "SELECT 1 FROM runs WHERE job = ? AND trigger = 'schedule' AND status IN ('queued', 'running') LIMIT 1",
-                (job,),
-            ).fetchone()
-            if active is not None:
-                return None
-            run = self._insert(db, job, "{}", max_attempts, "schedule", now, scheduled_for)
-            db.execute(
-                "UPDATE firings SET run_id = ? WHERE job = ? AND scheduled_for = ?", (run.id, job, scheduled_for)
-            )
-            return run
-
-    # -- executing -----------------------------------------------------------------------------------
-
-    def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float) -> Run | None:
-        """Atomically take the oldest queued run of one of ``jobs`` for ``owner`` and count its next attempt."""
-        if not jobs:
-            return None
-        marks = ", ".join("?" * len(jobs))
-        # One statement is one write transaction: two processes can never both take the same run.
-        return self._one(
-            f"UPDATE runs SET status = 'running', owner = ?, lease_until = ?, attempts = attempts + 1, "
-            f"started_at = COALESCE(started_at, ?) "
-            f"WHERE seq = (SELECT seq FROM runs WHERE status = 'queued' AND job IN ({marks}) ORDER BY seq LIMIT 1) "
-            f"AND status = 'queued' RETURNING {_COLUMNS}",
-            (owner, lease_until, now, *jobs),
-        )
-
-    def next_attempt(self, run_id: str, owner: str, error: str) -> int | None:
-        """Record a failed attempt's error and count the next attempt; ``None`` if the run is no longer ours."""
-        with self._lock:
-            row = self._db.execute(
-                "UPDATE runs SET attempts = attempts + 1, error = ? WHERE id = ? AND status = 'running' AND owner = ? "
-                "RETURNING attempts",
-                (error, run_id, owner),
-            ).fetchone()
-        return None if row is None else int(row[0])
-
-    def complete(self, run_id: str, owner: str, result_json: str, now: float) -> bool:
-        """Mark our run completed with its result; ``False`` if it was cancelled meanwhile."""
-        return self._finish(run_id, owner, "completed", result_json, None, now)
-
-    def fail(self, run_id: str, owner: str, error: str, now: float) -> bool:
-        """Mark our run failed with its last error; ``False`` if it was cancelled meanwhile."""
-        return self._finish(run_id, owner, "failed", None, error, now)
-
-    def _finish(
-        self, run_id: str, owner: str, status: Status, result: str | None, error: str | None, now: float
-    ) -> bool:
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE runs SET status = ?, result = ?, error = ?, finished_at = ?, owner = NULL, lease_until = NULL "
-                "WHERE id = ? AND status = 'running' AND owner = ?",
-                (status, result, error, now, run_id, owner),
-            )
-        return cursor.rowcount == 1
-
-    def requeue(self, run_id: str, owner: str, uncount: bool) -> bool:
-        """Put our running run back in the queue (at shutdown); ``uncount`` gives back the interrupted attempt."""
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE runs SET status = 'queued', owner = NULL, lease_until = NULL, attempts = attempts - ? "
-                "WHERE id = ? AND status = 'running' AND owner = ?",
-                (1 if uncount else 0, run_id, owner),
-            )
-        return cursor.rowcount == 1
-
-    def renew(self, owner: str, run_ids: Sequence[str], lease_until: float) -> set[str]:
-        """Extend the lease of our running runs; returns those still running under us (the others were cancelled)."""
-        if not run_ids:
-            return set()
-        marks = ", ".join("?" * len(run_ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"UPDATE runs SET lease_until = ? WHERE owner = ? AND status = 'running' AND id IN ({marks}) "
-                "RETURNING id",
-                (lease_until, owner, *run_ids),
-            ).fetchall()
-        return {row[0] for row in rows}
-
-    def recover(self, now: float, is_orphan: Callable[[str | None, float | None], bool]) -> list[Run]:
-        """Take back running runs whose process is gone: requeue them while attempts remain, else fail them.
-
-        ``is_orphan(owner, lease_until)`` decides which runs lost their process. Returns the runs changed,
-        as they are now.
-        """
-        changed: list[Run] = []
-        with self._lock:
-            candidates = self._db.execute("SELECT owner, lease_until FROM runs WHERE status = 'running'").fetchall()
-        if not any(is_orphan(owner, lease_until) for owner, lease_until in candidates):
-            return changed  # the usual case: no write lock taken
-        with self._transaction() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM runs WHERE status = 'running'").fetchall()
-            for run in map(_run, rows):
-                if not is_orphan(run.owner, run.lease_until):
-                    continue
-                if run.attempts < run.max_attempts:
-                    row = db.execute(
-                        "UPDATE runs SET status = 'queued', owner = NULL, lease_until = NULL "
-                        f"WHERE id = ? RETURNING {_COLUMNS}",
-                        (run.id,),
-                    ).fetchone()
-                else:
-                    error = (
-                        f"the process running this job stopped during attempt {run.attempts} of {run.max_attempts}; "
-                        "no attempts left"
-                    )
-                    row = db.execute(
-                        "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, owner = NULL, "
-                        f"lease_until = NULL WHERE id = ? RETURNING {_COLUMNS}",
-                        (error, now, run.id),
-                    ).fetchone()
-                changed.append(_run(row))
-        return changed
-
-    def fail_undefined(self, jobs: Sequence[str], now: float, chute: str) -> list[Run]:
-        """Fail the queued runs of jobs not in ``jobs`` (no longer defined), which nothing would ever claim."""
-        marks = ", ".join("?" * len(jobs))
-        with self._lock:
-            rows = self._db.execute(
-                "UPDATE runs SET status = 'failed', finished_at = ?, "
-                f"error = 'job ' || quote(job) || ' is no longer defined in chute ' || ? "
-                f"WHERE status = 'queued' AND job NOT IN ({marks}) RETURNING {_COLUMNS}",
-                (now, chute, *jobs),
-            ).fetchall()
-        return [_run(row) for row in rows]
-
-    def cancel(self, run_id: str, now: float) -> Run:
-        """Cancel a queued or running run; raises ``RunNotFoundError`` or ``RunFinishedError``."""
-        run = self._one(
-            "UPDATE runs SET status = 'cancelled', finished_at = ?, owner = NULL, lease_until = NULL "
-            f"WHERE id = ? AND status IN ('queued', 'running') RETURNING {_COLUMNS}",
-            (now, run_id),
-        )
-        if run is not None:
-            return run
-        existing = self.get(run_id)
-        if existing is None:
-            raise RunNotFoundError(run_id)
-        raise RunFinishedError(existing)
-
-    # -- reading -------------------------------------------------------------------------------------
-
-    def get(self, run_id: str) -> Run | None:
-        """One run by id."""
-        return self._one(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-
-    def runs(self, name: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
-        """Runs, newest first, optionally of one job and one status."""
-        where, params = [], []
-        if name is not None:
-            where.append("job = ?")
-            params.append(name)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM runs {clause} ORDER BY seq DESC LIMIT ?", (*params, limit))
-            return [_run(row) for row in rows.fetchall()]
-
-    def queued_counts(self) -> dict[str, int]:
-        """Queued runs per job."""
-        with self._lock:
-            rows = self._db.execute("SELECT job, COUNT(*) FROM runs WHERE status = 'queued' GROUP BY job").fetchall()
-        return {job: int(count) for job, count in rows}
+    def close(self) -> None: ...  # noqa: D102
+    def ping(self) -> None: ...  # noqa: D102
+    def time(self) -> float | None: ...  # noqa: D102
+    def submit(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float,  # noqa: D102
+               scheduled_for: int | None = None) -> Run: ...  # fmt: skip
+    def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float,  # noqa: D102
+              owner: str, lease_until: float) -> Run: ...  # fmt: skip
+    def fire(self, job: str, scheduled_for: int, max_attempts: int, now: float) -> Run | None: ...  # noqa: D102
+    def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,  # noqa: D102
+              run_id: str | None = None) -> Run | None: ...  # fmt: skip
+    def next_available(self, jobs: Sequence[str]) -> float | None: ...  # noqa: D102
+    def complete(self, run_id: str, token: str, result_json: str, now: float,  # noqa: D102
+                 files: Sequence[tuple[str, bytes]] = ()) -> bool: ...  # fmt: skip
+    def fail(self, run_id: str, token: str, error: str, now: float,  # noqa: D102
+             files: Sequence[tuple[str, bytes]] = ()) -> bool: ...  # fmt: skip
+    def retry(self, run_id: str, token: str, error: str, available_at: float) -> bool: ...  # noqa: D102
+    def requeue(self, run_id: str, token: str, uncount: bool) -> bool: ...  # noqa: D102
+    def renew(self, tokens: Sequence[str], lease_until: float) -> set[str]: ...  # noqa: D102
+    def recover(self, now: float, is_orphan: Callable[[str | None, float | None], bool]) -> list[Run]: ...  # noqa: D102
+    def fail_undefined(self, jobs: Sequence[str], now: float, chute: str) -> list[Run]: ...  # noqa: D102
+    def cancel(self, run_id: str, now: float) -> Run: ...  # noqa: D102
+    def prune(self, before: float) -> int: ...  # noqa: D102
+    def get(self, run_id: str) -> Run | None: ...  # noqa: D102
+    def runs(self, name: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]: ...  # noqa: D102
+    def queued_counts(self) -> dict[str, int]: ...  # noqa: D102
+    def files(self, run_id: str) -> list[RunFile]: ...  # noqa: D102
+    def file(self, run_id: str, name: str) -> bytes | None: ...  # noqa: D102
 
 
 def store_path(data_dir: Path, chute_name: str) -> Path:
-    """Where a chute's run store lives in the data directory."""
+    """Where a chute's SQLite run store lives in the data directory."""
     return Path(data_dir) / f"{chute_name}.jobs.sqlite3"
+
+
+def open_backend(database_url: str | None, data_dir: Path, chute_name: str) -> Backend:
+    """Open the backend ``CHUTES_DATABASE_URL`` names (PostgreSQL), else the SQLite file in ``data_dir``."""
+    if database_url:
+        if not database_url.startswith(POSTGRES_SCHEMES):
+            raise RunStoreError(
+                "CHUTES_DATABASE_URL", "only PostgreSQL is supported: use a URL like postgresql://user:pass@host/db"
+            )
+        from chutes.jobs.postgres_store import PostgresBackend
+
+        return PostgresBackend(database_url, chute_name)
+    from chutes.jobs.sqlite_store import SqliteBackend
+
+    return SqliteBackend(store_path(data_dir, chute_name))
+
+
+def open_store(database_url: str | None, data_dir: Path, chute_name: str) -> RunStore:
+    """The run store of a chute, as :func:`open_backend` chooses it."""
+    return RunStore(open_backend(database_url, data_dir, chute_name))
+
+
+class RunStore:
+    """Awaitable run store operations over a :class:`Backend`, run in threads of the store's own.
+
+    ``backend`` stays reachable for synchronous callers that are not on the event loop (the lease
+    thread, the CLI, tests).
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        # SQLite: one thread, so writes from this process never contend with each other for the file.
+        threads = 1 if backend.kind == "sqlite" else 8
+        self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"chutes-{backend.kind}")
+        self._unavailable: tuple[type[BaseException], ...] = (
+            sqlite3.OperationalError,
+            sqlite3.DatabaseError,
+            *getattr(backend, "unavailable", ()),
+        )
+        self.failure: str | None = None  # why the last call failed, until one succeeds
+        self._lock = threading.Lock()
+
+    @property
+    def kind(self) -> str:
+        """``sqlite`` or ``postgres``."""
+        return self.backend.kind
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the last call reached the store."""
+        return self.failure is None
+
+    def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            result = func(*args, **kwargs)
+        except self._unavailable as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            raise StoreUnavailableError(exc) from exc
+        self.failure = None
+        return result
+
+    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self._call, func, *args, **kwargs))
+
+    def call_sync(self, func: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run a backend call from a thread that is not the event loop (the lease thread), in the store's threads."""
+        return self._executor.submit(self._call, func, *args).result(timeout)
+
+    def close(self) -> None:
+        """Close the backend once every pending call is done."""
+        self._executor.shutdown(wait=True)
+        self.backend.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` off the event loop."""
+        await asyncio.to_thread(self.close)
+
+    # Each method is the backend's, awaited (see ``SqliteBackend`` for what they do).
+
+    async def ping(self) -> None:  # noqa: D102
+        await self._run(self.backend.ping)
+
+    async def time(self) -> float | None:  # noqa: D102
+        return await self._run(self.backend.time)
+
+    async def submit(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float) -> Run:  # noqa: D102
+        return await self._run(self.backend.submit, job, input_json, max_attempts, trigger, now)
+
+    async def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float, owner: str,  # noqa: D102
+                    lease_until: float) -> Run:  # fmt: skip
+        return await self._run(self.backend.start, job, input_json, max_attempts, trigger, now, owner, lease_until)
+
+    async def fire(self, job: str, scheduled_for: int, max_attempts: int, now: float) -> Run | None:  # noqa: D102
+        return await self._run(self.backend.fire, job, scheduled_for, max_attempts, now)
+
+    async def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,  # noqa: D102
+                    run_id: str | None = None) -> Run | None:  # fmt: skip
+        return await self._run(self.backend.claim, owner, jobs, now, lease_until, run_id)
+
+    async def next_available(self, jobs: Sequence[str]) -> float | None:  # noqa: D102
+        return await self._run(self.backend.next_available, jobs)
+
+    async def complete(self, run_id: str, token: str, result_json: str, now: float,  # noqa: D102
+                       files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
+        return await self._run(self.backend.complete, run_id, token, result_json, now, files)
+
+    async def fail(self, run_id: str, token: str, error: str, now: float,  # noqa: D102
+                   files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
+        return await self._run(self.backend.fail, run_id, token, error, now, files)
+
+    async def retry(self, run_id: str, token: str, error: str, available_at: float) -> bool:  # noqa: D102
+        return await self._run(self.backend.retry, run_id, token, error, available_at)
+
+    async def requeue(self, run_id: str, token: str, uncount: bool) -> bool:  # noqa: D102
+        return await self._run(self.backend.requeue, run_id, token, uncount)
+
+    async def recover(self, now: float, is_orphan: Callable[[str | None, float | None], bool]) -> list[Run]:  # noqa: D102
+        return await self._run(self.backend.recover, now, is_orphan)
+
+    async def fail_undefined(self, jobs: Sequence[str], now: float, chute: str) -> list[Run]:  # noqa: D102
+        return await self._run(self.backend.fail_undefined, jobs, now, chute)
+
+    async def cancel(self, run_id: str, now: float) -> Run:  # noqa: D102
+        return await self._run(self.backend.cancel, run_id, now)
+
+    async def prune(self, before: float) -> int:  # noqa: D102
+        return await self._run(self.backend.prune, before)
+
+    async def get(self, run_id: str) -> Run | None:  # noqa: D102
+        return await self._run(self.backend.get, run_id)
+
+    async def runs(self, name: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:  # noqa: D102
+        return await self._run(self.backend.runs, name, status, limit)
+
+    async def queued_counts(self) -> dict[str, int]:  # noqa: D102
+        return await self._run(self.backend.queued_counts)
+
+    async def files(self, run_id: str) -> list[RunFile]:  # noqa: D102
+        return await self._run(self.backend.files, run_id)
+
+    async def file(self, run_id: str, name: str) -> bytes | None:  # noqa: D102
+        return await self._run(self.backend.file, run_id, name)

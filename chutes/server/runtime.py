@@ -207,6 +207,11 @@ class Runtime:
             await send_json(send, 404, {"detail": "Not Found"})
 
     async def _serve_health(self, send: Send) -> None:
+        jobs = self.jobs
+        if jobs is not None and not jobs.healthy and jobs.store is not None:
+            # Workers poll the store several times a second, so this reflects its state within a moment.
+            await send_json(send, 503, {"status": "unhealthy", "error": f"job store unavailable: {jobs.store.failure}"})
+            return
         try:
             report: Any = self.chute.health_check()
             if inspect.isawaitable(report):

@@ -197,6 +197,12 @@ def _job_data(job: Any) -> dict[str, Any]:
         entry["retry_count"] = job.retry_count
     if job.timeout is not None:
         entry["timeout"] = job.timeout
+    if job.ports:
+        entry["ports"] = [port.model_dump() for port in job.ports]
+    if not job.upload:
+        entry["upload"] = False
+    if job.ssh:
+        entry["ssh"] = True
     return entry
 
 

@@ -256,6 +256,16 @@ class CordEntry(BatchingFields, _CordBasics):
     """An HTTP endpoint: the arguments of '@chute.cord(...)' and the function it decorates."""
 
 
+class PortTable(_Table):
+    """A port a job listens on (the published SDK's 'Port'): a container port in the Kubernetes manifests."""
+
+    name: str = Field(
+        pattern=r"^[a-z]+[0-9]*$", max_length=15, description="Port name: lowercase letters, then digits."
+    )
+    port: int = Field(ge=2202, le=65535, description="Port number: 2202, or 8002-65535.")
+    proto: Literal["tcp", "udp", "http"] = Field("tcp", description="Protocol: tcp, udp or http.")
+
+
 class JobEntry(_Table):
     """A background job: the arguments of '@chute.job(...)' and the function it decorates."""
 
@@ -268,6 +278,11 @@ class JobEntry(_Table):
     )
     retry_count: int = Field(3, ge=0, le=100, description="Retries after a failed attempt (0-100).")
     timeout: float | None = Field(None, gt=0, description="Seconds each attempt may run.")
+    ports: list[PortTable] = Field(
+        default_factory=list, description="Ports the job listens on, one [[job.ports]] each."
+    )
+    upload: bool = Field(True, description="Keep the files each run leaves in its output folder, with the run.")
+    ssh: bool = Field(False, description="Accepted for the published SDK; only the hosted platform provides SSH.")
 
 
 class WebsocketEntry(_Table):
