@@ -14,7 +14,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, field_validator
 
-__all__ = ["DEPLOYMENT_KEYS", "HEADER_NAME_PATTERN", "HOSTED_ONLY_KEYS", "DeploymentFields", "hosted_only_warnings"]
+__all__ = [
+    "DEPLOYMENT_KEYS",
+    "HEADER_NAME_PATTERN",
+    "HOSTED_ONLY_KEYS",
+    "DeploymentProperties",
+    "DeploymentFields",
+    "hosted_only_warnings",
+]
 
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 """An HTTP header name (RFC 9110 token)."""
@@ -94,3 +101,49 @@ def hosted_only_warnings(fields: DeploymentFields) -> list[str]:
             shown = "true" if value is True else "false" if value is False else repr(value)
             warnings.append(f"{key} = {shown} is only meaningful on the hosted platform; it is kept but has no effect")
     return warnings
+
+
+class DeploymentProperties:
+    """Read-only deployment keywords of a chute, from its validated ``_config``."""
+
+    _config: DeploymentFields
+
+    @property
+    def max_instances(self) -> int | None:
+        """Most replicas an autoscaler may run, or None for a fixed number of replicas."""
+        return self._config.max_instances
+
+    @property
+    def scaling_threshold(self) -> float:
+        """Busy fraction of concurrency above which the autoscaler adds replicas."""
+        return self._config.scaling_threshold
+
+    @property
+    def shutdown_after_seconds(self) -> int:
+        """Idle seconds after which replicas are scaled in."""
+        return self._config.shutdown_after_seconds
+
+    @property
+    def allow_external_egress(self) -> bool:
+        """Whether the chute may connect outside the cluster."""
+        return self._config.allow_external_egress
+
+    @property
+    def passthrough_headers(self) -> dict[str, str]:
+        """Headers added to every request a passthrough cord forwards upstream."""
+        return dict(self._config.passthrough_headers)
+
+    @property
+    def tee(self) -> bool:
+        """Hosted platform only: run in a trusted execution environment."""
+        return self._config.tee
+
+    @property
+    def encrypted_fs(self) -> bool:
+        """Hosted platform only: encrypt the filesystem."""
+        return self._config.encrypted_fs
+
+    @property
+    def lock_modules(self) -> bool | None:
+        """Hosted platform only: lock the importable modules."""
+        return self._config.lock_modules

@@ -412,3 +412,23 @@ def test_bad_settings_are_refused() -> None:
         Batcher(FakeModel(), None, max_batch_size=0, batch_wait=0.0, slots=Admission(1, 1, 1), max_queued=1)
     with pytest.raises(ValueError, match="batch_wait"):
         Batcher(FakeModel(), None, max_batch_size=1, batch_wait=-1.0, slots=Admission(1, 1, 1), max_queued=1)
+
+
+def test_an_async_batch_nobody_waits_for_is_stopped_and_frees_its_slot() -> None:
+    async def scenario() -> None:
+        clock, model = FakeClock(), FakeModel(hold=True)
+        batcher = make(model, clock, max_batch_size=2)
+        calls = [spawn(batcher, i) for i in range(2)]
+        await settle()
+        assert batcher.slots.in_use == 1  # type: ignore[attr-defined]
+        calls[0].cancel()
+        await settle()
+        assert batcher.running == 1  # one caller still waits: the batch goes on
+        calls[1].cancel()
+        await settle()
+        assert batcher.running == 0
+        assert batcher.slots.in_use == 0  # type: ignore[attr-defined]
+        model.hold = False
+        assert await asyncio.gather(batcher.call("a"), batcher.call("b")) == ["out:a", "out:b"]
+
+    asyncio.run(scenario())

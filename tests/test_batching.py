@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import re
@@ -368,3 +369,20 @@ def test_the_fastapi_route_batches_too_and_openapi_documents_one_request(isolate
     assert many_ok["items"] == {"$ref": "#/components/schemas/EmbedOutput"}
     many_in = schema["paths"]["/embed_many"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert schema["components"]["schemas"][many_in["$ref"].rsplit("/", 1)[1]]["properties"]["texts"]["type"] == "array"
+
+
+def test_a_hung_batch_times_out_with_504_and_frees_its_slot(isolated: None) -> None:
+    chute = new_chute(concurrency=1)
+
+    @chute.cord(public_api_path="/embed", max_batch_size=4, batch_wait_ms=1.0, timeout=0.3)
+    async def embed(self: Any, inputs: list[EmbedInput]) -> list[EmbedOutput]:
+        if any(item.text == "hang" for item in inputs):
+            await asyncio.sleep(60)
+        return [EmbedOutput(embedding=[1.0]) for _ in inputs]
+
+    with TestClient(chute) as client:
+        hung = client.post("/embed", json={"text": "hang"})
+        after = client.post("/embed", json={"text": "fine"})
+    assert hung.status_code == 504
+    assert hung.json()["request_id"] == hung.headers["x-request-id"]
+    assert after.status_code == 200

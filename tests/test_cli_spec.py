@@ -218,3 +218,78 @@ def test_export_of_a_template_chute_writes_a_template_table_that_validates(
         assert "vllm" not in sys.modules
     finally:
         sys.modules.pop("template_chute_cli", None)
+
+
+# -- validate on chutes defined in Python ------------------------------------------------------------------
+
+GOOD_PY = """
+from chutes.chute import Chute
+
+chute = Chute(username="acme", name="good", image="python:3.11", tee=True, encrypted_fs=True)
+
+
+@chute.cord()
+async def echo(self, text: str) -> str:
+    return text
+"""
+
+BAD_PY = """
+from chutes.chute import Chute
+
+chute = Chute(username="acme", name="FLUX.1-schnell", image="python:3.11")
+"""
+
+TWO_PY = """
+from chutes.chute import Chute
+
+first = Chute(username="acme", name="one", image="python:3.11")
+second = Chute(username="acme", name="two", image="python:3.11")
+"""
+
+
+def test_validate_python_files_and_module_attr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "good_chute.py").write_text(GOOD_PY)
+    (tmp_path / "bad_chute.py").write_text(BAD_PY)
+    (tmp_path / "two_chutes.py").write_text(TWO_PY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("good_chute", "bad_chute", "two_chutes"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    assert main(["validate", "good_chute.py", "good_chute:chute", "two_chutes.py:second"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["good_chute.py: ok", "good_chute:chute: ok", "two_chutes.py:second: ok"]
+    warning = "warning: tee = true is only meaningful on the hosted platform; it is kept but has no effect"
+    assert f"good_chute.py: {warning}" in err.splitlines()
+    assert "good_chute:chute: warning: encrypted_fs = true is only meaningful" in err
+
+    assert main(["validate", "bad_chute.py", "two_chutes.py", "missing.py", "nowhere:chute"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "bad_chute.py: " in err
+    assert "did you mean 'flux-1-schnell'?" in err
+    assert "two_chutes.py' must define one Chute (found: first, second)" in err
+    assert "no such Python file 'missing.py'" in err
+    assert "could not import module 'nowhere'" in err
+    assert "Traceback" not in err
+
+
+def test_validate_warns_about_hosted_only_spec_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "handlers.py").write_text("async def echo(self, text: str) -> str:\n    return text\n")
+    spec = tmp_path / "chute.toml"
+    spec.write_text(
+        '[chute]\nusername = "acme"\nname = "hosted"\nimage = "python:3.11"\nlock_modules = true\n\n'
+        '[[cord]]\nhandler = "handlers:echo"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "chute.toml"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["chute.toml: ok"]
+    assert err.splitlines() == [
+        "chute.toml:5:1: chute.lock_modules: warning: lock_modules = true is only meaningful on the hosted "
+        "platform; it is kept but has no effect"
+    ]

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chutes.chute.fastapi_methods import FastAPIMethods
 from chutes.chute.registry import DEFAULT_PRIORITY, Declared, Hook, attach_registry, registry_of
 from chutes.cord import Cord
-from chutes.deployment import DeploymentFields
+from chutes.deployment import DeploymentFields, DeploymentProperties
 from chutes.errors import ChuteDefinitionError
 from chutes.image import Image
 from chutes.job import Job, Port, current_output_dir
@@ -29,7 +30,7 @@ from chutes.signature import check_chute_parameter
 from chutes.websocket import Websocket
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import Receive, Scope, Send
 
     from chutes.server.runtime import Runtime
 
@@ -66,7 +67,7 @@ class ChuteConfig(DeploymentFields):
         return value
 
 
-class Chute:
+class Chute(DeploymentProperties, FastAPIMethods):
     """A deployable AI application: metadata, image, hardware, and the functions it serves.
 
     A ``Chute`` is an ASGI application (``uvicorn module:chute``); its FastAPI app is :attr:`app`, and
@@ -76,6 +77,9 @@ class Chute:
     declared until user code assigns its own value to one of those names (``self.jobs = {}`` in a hook
     is the user's attribute); the framework itself reads the registry (:func:`registry_of`).
     """
+
+    _config: ChuteConfig
+    _app: FastAPI
 
     cords: Declared[list[Cord]] = Declared()
     jobs: Declared[dict[str, Job]] = Declared()
@@ -184,46 +188,6 @@ class Chute:
     def concurrency(self) -> int:
         """How many cord calls execute at once."""
         return self._config.concurrency
-
-    @property
-    def max_instances(self) -> int | None:
-        """Most replicas an autoscaler may run, or None for a fixed number of replicas."""
-        return self._config.max_instances
-
-    @property
-    def scaling_threshold(self) -> float:
-        """Busy fraction of concurrency above which the autoscaler adds replicas."""
-        return self._config.scaling_threshold
-
-    @property
-    def shutdown_after_seconds(self) -> int:
-        """Idle seconds after which replicas are scaled in."""
-        return self._config.shutdown_after_seconds
-
-    @property
-    def allow_external_egress(self) -> bool:
-        """Whether the chute may connect outside the cluster."""
-        return self._config.allow_external_egress
-
-    @property
-    def passthrough_headers(self) -> dict[str, str]:
-        """Headers added to every request a passthrough cord forwards upstream."""
-        return dict(self._config.passthrough_headers)
-
-    @property
-    def tee(self) -> bool:
-        """Hosted platform only: run in a trusted execution environment."""
-        return self._config.tee
-
-    @property
-    def encrypted_fs(self) -> bool:
-        """Hosted platform only: encrypt the filesystem."""
-        return self._config.encrypted_fs
-
-    @property
-    def lock_modules(self) -> bool | None:
-        """Hosted platform only: lock the importable modules."""
-        return self._config.lock_modules
 
     @property
     def config(self) -> ChuteConfig:
@@ -400,50 +364,6 @@ class Chute:
             return func
 
         return decorator
-
-    # -- the FastAPI app ----------------------------------------------------------------------------
-    # The published SDK's Chute is a FastAPI subclass, so its users write `@chute.get(...)` and
-    # `chute.add_middleware(...)`; these act on `chute.app`, which the server serves behind its guards.
-
-    def get(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        """Add a plain FastAPI GET route to :attr:`app` (``@chute.get("/status")``); no ``self`` is passed."""
-        return self._app.get(path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        """Add a plain FastAPI POST route to :attr:`app`."""
-        return self._app.post(path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        """Add a plain FastAPI PUT route to :attr:`app`."""
-        return self._app.put(path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        """Add a plain FastAPI DELETE route to :attr:`app`."""
-        return self._app.delete(path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        """Add a plain FastAPI PATCH route to :attr:`app`."""
-        return self._app.patch(path, **kwargs)
-
-    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
-        """Add an ASGI middleware to :attr:`app` (``chute.add_middleware(CORSMiddleware, allow_origins=...)``)."""
-        self._app.add_middleware(middleware_class, *args, **kwargs)
-
-    def middleware(self, middleware_type: str) -> Callable[[F], F]:
-        """Add a function middleware to :attr:`app` (``@chute.middleware("http")``)."""
-        return self._app.middleware(middleware_type)
-
-    def exception_handler(self, exc_class_or_status_code: int | type[Exception]) -> Callable[[F], F]:
-        """Add an exception handler to :attr:`app` (``@chute.exception_handler(MyError)``)."""
-        return self._app.exception_handler(exc_class_or_status_code)
-
-    def include_router(self, router: APIRouter, **kwargs: Any) -> None:
-        """Include a FastAPI ``APIRouter`` in :attr:`app`."""
-        self._app.include_router(router, **kwargs)
-
-    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
-        """Mount an ASGI application (static files, a sub-app) on :attr:`app` at ``path``."""
-        self._app.mount(path, app, name=name)
 
     # -- behaviour ----------------------------------------------------------------------------------
 

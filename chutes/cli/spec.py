@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chutes.deployment import hosted_only_warnings
 from chutes.spec.loader import check_spec
 from chutes.spec.scaffold import scaffold
 from chutes.spec.schema import schema_path, schema_text
@@ -19,11 +20,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to the parser."""
     validate = commands.add_parser(
         "validate",
-        help="check spec files, reporting every problem at once",
-        description="Check spec files. Each problem is one line on stderr, FILE:LINE:COL: key.path: message; "
-        "each valid file is one 'FILE: ok' line on stdout. Exit 1 if any file has a problem.",
+        help="check spec files and chutes defined in Python, reporting every problem at once",
+        description="Check spec files, module:attr references and Python files (app.py, app.py:chute). Each "
+        "problem is one line on stderr, FILE:LINE:COL: key.path: message; each valid target is one 'TARGET: ok' "
+        "line on stdout, after its warnings on stderr. Exit 1 if any target has a problem.",
     )
-    validate.add_argument("specs", nargs="+", metavar="SPEC", help="chute.toml / chute.yaml files")
+    validate.add_argument(
+        "specs", nargs="+", metavar="TARGET", help="chute.toml / chute.yaml files, module:attr, app.py[:attr]"
+    )
     validate.set_defaults(handler=run_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files")
@@ -51,17 +55,50 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Check each spec; problems go to stderr, one line each."""
+    """Check each target; problems and warnings go to stderr, one line each."""
+    from chutes.target import is_spec_path
+
     status = 0
-    for spec in args.specs:
-        problems = check_spec(spec)
-        for problem in problems:
-            print(problem, file=sys.stderr)
+    for target in args.specs:
+        problems, warnings = _check_spec(target) if is_spec_path(target) else _check_python(target)
+        for line in (*problems, *warnings):
+            print(line, file=sys.stderr)
         if problems:
             status = 1
         else:
-            print(f"{spec}: ok")
+            print(f"{target}: ok")
     return status
+
+
+def _check_spec(spec: str) -> tuple[list[str], list[str]]:
+    problems = check_spec(spec)
+    if problems:
+        return [str(problem) for problem in problems], []
+    from chutes.spec.loader import load_spec
+    from chutes.spec.source import parse_document
+
+    warnings = hosted_only_warnings(load_spec(spec).config)
+    if not warnings:
+        return [], []
+    document = parse_document(Path(spec), Path(spec).read_text(encoding="utf-8"))
+    located = []
+    for warning in warnings:
+        key = warning.split(" ", 1)[0]
+        line, col = document.locate(("chute", key))
+        located.append(f"{spec}:{line}:{col}: chute.{key}: warning: {warning}")
+    return [], located
+
+
+def _check_python(target: str) -> tuple[list[str], list[str]]:
+    """Import a ``module:attr`` or Python file target: definition errors are problems, as in a spec."""
+    from chutes.target import load_target
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            chute = load_target(target)
+    except ValueError as exc:  # definition errors, pydantic's included, and unresolvable references
+        return [f"{target}: {line}" for line in str(exc).splitlines() if line.strip()], []
+    return [], [f"{target}: warning: {warning}" for warning in hosted_only_warnings(chute.config)]
 
 
 def run_schema(args: argparse.Namespace) -> int:

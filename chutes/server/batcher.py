@@ -86,7 +86,7 @@ class BatchRecorder(Protocol):
 class _Caller:
     """One call waiting for its outputs: its items, how many are taken into batches, how many came back."""
 
-    __slots__ = ("items", "outputs", "future", "taken", "left", "arrived")
+    __slots__ = ("items", "outputs", "future", "taken", "left", "arrived", "running")
 
     def __init__(self, items: Sequence[Any], future: asyncio.Future[list[Any]], arrived: float) -> None:
         self.items = items
@@ -95,6 +95,7 @@ class _Caller:
         self.taken = 0  # items already placed in a batch
         self.left = len(items)  # items whose outputs have not come back
         self.arrived = arrived
+        self.running: list[tuple[asyncio.Task[None], list[_Part]]] = []  # its batches in flight
 
 
 # One caller's share of a batch: (caller, first item, end of its items).
@@ -177,6 +178,12 @@ class Batcher:
             future.cancel()
             self.queued -= len(items) - caller.taken
             caller.taken = len(items)
+            if self._is_coroutine:
+                # A coroutine batch that nobody waits for any more is stopped, freeing its slot (a thread
+                # cannot be stopped: its batch runs to the end and its outputs are dropped).
+                for task, parts in caller.running:
+                    if all(other.future.done() for other, _, _ in parts):
+                        task.cancel()
             raise
 
     async def call(self, item: Any) -> Any:
@@ -291,6 +298,8 @@ class Batcher:
         task = asyncio.get_running_loop().create_task(self._run(parts, size, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        for caller, _, _ in parts:
+            caller.running.append((task, parts))
 
     async def _run(self, parts: list[_Part], size: int, started: float) -> None:
         """Run one batch in its slot and hand each caller its outputs (or the batch's error)."""
@@ -327,6 +336,9 @@ class Batcher:
                         caller.future.set_result(caller.outputs)
                 offset += count
         finally:
+            task = asyncio.current_task()
+            for caller, _, _ in parts:
+                caller.running = [entry for entry in caller.running if entry[0] is not task]
             self.running -= 1
             self.slots.release()
             assert self._clock is not None
