@@ -77,3 +77,50 @@ def test_output_inside_the_project_is_not_copied_into_itself(tmp_path: Path) -> 
     assert_valid_k8s((project / "dist" / "k8s.yaml").read_text())
     result = hadolint((project / "dist" / "Dockerfile").read_text(), tmp_path)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_context_leaves_out_secrets_vcs_venvs_data_links_out_and_chuteignored(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "id_rsa").write_text("SECRET KEY")
+    project = tmp_path / "project"
+    (project / "ctx_render_pkg").mkdir(parents=True)
+    (project / "ctx_render_pkg" / "__init__.py").write_text("")
+    (project / "ctx_render_pkg" / "api.py").write_text(
+        "async def hello(self, name: str) -> dict[str, str]:\n    return {'hello': name}\n"
+    )
+    (project / "chute.toml").write_text(
+        '[chute]\nusername = "me"\nname = "ctx"\nimage = "python:3.11-slim"\n\n'
+        '[[cord]]\nhandler = "ctx_render_pkg.api:hello"\npublic_api_path = "/hello"\n'
+    )
+    (project / ".env").write_text("TOKEN=secret")
+    (project / ".env.production").write_text("TOKEN=secret")
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text("[core]")
+    (project / "pyenv-of-mine" / "lib").mkdir(parents=True)
+    (project / "pyenv-of-mine" / "pyvenv.cfg").write_text("home = /usr/bin")
+    (project / ".chutes").mkdir()
+    (project / ".chutes" / "runs.sqlite").write_text("data")
+    (project / "weights").mkdir()
+    (project / "weights" / "model.ckpt").write_text("big")
+    (project / "weights" / "keep.ckpt").write_text("small")
+    (project / "notes.md").write_text("notes")
+    (project / ".chuteignore").write_text("# big files\n*.ckpt\n!keep.ckpt\nnotes.md\n")
+    (project / "key").symlink_to(outside / "id_rsa")
+    (project / "everything").symlink_to(outside, target_is_directory=True)
+    (project / "api-link.py").symlink_to(project / "ctx_render_pkg" / "api.py")
+    build(str(project / "chute.toml"), tmp_path / "out")
+    app = tmp_path / "out" / "app"
+    copied = sorted(path.relative_to(app).as_posix() for path in app.rglob("*"))
+    assert copied == [
+        ".chuteignore",
+        "api-link.py",
+        "chute.toml",
+        "ctx_render_pkg",
+        "ctx_render_pkg/__init__.py",
+        "ctx_render_pkg/api.py",
+        "weights",
+        "weights/keep.ckpt",
+    ]
+    assert (app / "api-link.py").is_symlink()  # a link inside the folder stays a link, resolved in the image
+    assert "SECRET" not in "".join(path.read_text() for path in app.rglob("*") if path.is_file())

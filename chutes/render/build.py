@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from chutes.chute.registry import registry_of
+from chutes.render.context import context_filter, copy_context
 from chutes.render.dockerfile import CONTEXT_APP, CONTEXT_FRAMEWORK, render_dockerfile
 from chutes.render.k8s import K8sOptions, render_k8s
 from chutes.render.readme import render_readme
@@ -148,17 +149,14 @@ def _repoint_schema(spec: Path) -> None:
 
 
 def _write_app(target: str, chute: Chute, folder: Path, out: Path) -> None:
-    ignored = shutil.ignore_patterns(*_IGNORED)
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
+    def inside_out(path: Path) -> bool:
         # The output folder may sit inside the project; never copy it into itself.
-        skipped = set(ignored(directory, names))
-        return skipped | {name for name in names if (Path(directory) / name).resolve() == out}
+        return path.resolve() == out
 
     root: Path | None = None
     if is_spec_path(target):
         root = Path(target).resolve().parent
-        shutil.copytree(root, folder, ignore=ignore)
+        copy_context(root, folder, context_filter(root, also=inside_out))
         _repoint_schema(folder / Path(target).name)
     else:
         folder.mkdir(parents=True)
@@ -168,10 +166,7 @@ def _write_app(target: str, chute: Chute, folder: Path, out: Path) -> None:
         path = _local_path(top)
         if path is None or (root is not None and root in path.parents) or (folder / path.name).exists():
             continue
-        if path.is_dir():
-            shutil.copytree(path, folder / path.name, ignore=ignore)
-        else:
-            shutil.copy2(path, folder / path.name)
+        copy_context(path, folder / path.name, context_filter(path if path.is_dir() else path.parent, also=inside_out))
 
 
 def _prepare(out: Path) -> None:

@@ -16,6 +16,7 @@ reports a typo in ``[chute]`` and a broken handler together (a stand-in chute ta
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,10 @@ class _Builder:
                 ("chute", "readme"), f"readme file {value!r} is outside the spec's folder; put the file beside the spec"
             )
             return None
+        if path.exists() and not path.is_file():
+            # A folder, a FIFO or a device (/dev/zero) would hang or flood the read: only a plain file is a readme.
+            self.problem(("chute", "readme"), f"readme {value!r} is not a regular file; point it at a Markdown file")
+            return None
         try:
             return path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -215,6 +220,14 @@ class _Builder:
         if not model and not inspect.isroutine(found):
             # A class or a callable object is callable too, but the decorators need a function to inspect.
             self.problem(path, f"{reference!r} is {_kind(found)}, not a function")
+            return None
+        if not model and _not_yours(found):
+            # os:system or builtins:eval would be called with the chute as their first argument.
+            self.problem(
+                path,
+                f"{reference!r} is a function of Python's own, which cannot take the chute as self; "
+                "reference a function of yours, like 'app.api:generate' defined as def generate(self, ...)",
+            )
             return None
         return found
 
@@ -293,6 +306,14 @@ class _Builder:
             self.problem((*entry, *key), str(exc))
         except Exception as exc:  # FastAPI or pydantic refusing something in the user's handler
             self.problem((*entry, "handler"), f"{type(exc).__name__}: {exc}")
+
+
+def _not_yours(func: Any) -> bool:
+    """Whether ``func`` is a builtin or a standard-library function (never a handler taking the chute)."""
+    if inspect.isbuiltin(func) or type(func).__name__ in ("method-wrapper", "wrapper_descriptor"):
+        return True
+    module = str(getattr(func, "__module__", None) or "")
+    return module.split(".", 1)[0] in sys.stdlib_module_names
 
 
 def _cord_path(path: str) -> None:

@@ -120,7 +120,16 @@ def _check_depth(document: Document) -> None:
 
 
 def _parse_yaml(text: str) -> Document:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+    except yaml.reader.ReaderError as exc:
+        line, col = _position(text, exc.position)
+        raise SourceError(
+            f"invalid YAML: control character {chr(exc.character)!r} (U+{exc.character:04X}) is not allowed; "
+            'write it as an escape in a double-quoted string, like "\\x01"',
+            line,
+            col,
+        ) from None
     try:
         node = loader.get_single_node()
         if node is not None:
@@ -144,6 +153,12 @@ def _parse_yaml(text: str) -> Document:
         _walk_yaml(node, (), document)
     _check_depth(document)
     return document
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based (line, column) of character ``offset`` of ``text``."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
