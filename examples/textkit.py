@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocket
 
+MAX_TOKENS = 256  # a bound on every request's work: an unbounded count would let one call run forever
 CORPUS = (
     "the model reads the prompt and the model writes the answer . "
     "the answer follows the prompt and the prompt starts the story . "
@@ -38,24 +39,26 @@ class BigramModel:
 
     def tokens(self, prompt: str, max_tokens: int, seed: int = 0) -> list[str]:
         """Continue ``prompt`` by up to ``max_tokens`` words, choosing among successors with ``seed``."""
+        return list(self.generate(prompt, max_tokens, seed))
+
+    def generate(self, prompt: str, max_tokens: int, seed: int = 0) -> Iterator[str]:
+        """Yield the continuation word by word, each as soon as it is chosen (nothing is built up front)."""
         rng = random.Random(seed)
-        words = prompt.split()
-        current = words[-1] if words else "the"
-        out: list[str] = []
+        # The last word is all the model needs: never split (or keep) more of a long prompt than that.
+        current = prompt.rstrip().rsplit(maxsplit=1)[-1] if prompt.strip() else "the"
         for _ in range(max_tokens):
             choices = self.successors.get(current)
             if not choices:
-                break
+                return
             current = rng.choice(choices)
-            out.append(current)
-        return out
+            yield current
 
 
 class GenerationInput(BaseModel):
     """A generation request."""
 
     prompt: str = Field(description="Text to continue.")
-    max_tokens: int = Field(16, ge=1, le=256, description="Most words to add.")
+    max_tokens: int = Field(16, ge=1, le=MAX_TOKENS, description="Most words to add.")
     seed: int = Field(0, description="Random seed; the same seed gives the same text.")
 
 
@@ -84,10 +87,12 @@ async def generate(self: Any, body: GenerationInput) -> GenerationOutput:
     return GenerationOutput(text=" ".join(tokens), tokens=len(tokens))
 
 
-async def stream(self: Any, prompt: str, max_tokens: int = 8) -> AsyncIterator[dict[str, str]]:
-    """Stream the continuation word by word as server-sent events."""
-    for token in self.model.tokens(prompt, max_tokens):
-        await asyncio.sleep(0)
+async def stream(
+    self: Any, prompt: str, max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS)] = 8
+) -> AsyncIterator[dict[str, str]]:
+    """Stream the continuation word by word as server-sent events, each word sent as it is generated."""
+    for token in self.model.generate(prompt, max_tokens):
+        await asyncio.sleep(0)  # let the server send it (and notice a client that left) before the next
         yield {"token": token}
 
 

@@ -167,3 +167,21 @@ def test_non_utf8_file_is_a_problem(tmp_path: Path) -> None:
 def test_spec_error_is_a_value_error_listing_every_problem() -> None:
     assert issubclass(SpecError, ValueError)
     assert inspect.getdoc(load_spec)
+
+
+def test_textkit_bounds_max_tokens_and_streams_word_by_word() -> None:
+    import inspect
+
+    from fastapi.testclient import TestClient
+
+    from examples.textkit import BigramModel
+
+    assert inspect.isgenerator(BigramModel("a b a b").generate("a", 10**9))  # nothing built up front
+    chute = load_spec(ROOT / "specs" / "textkit" / "chute.toml")
+    with TestClient(chute) as client:
+        for path in ("/stream", "/generate"):
+            refused = client.post(path, json={"prompt": "the model", "max_tokens": 10**9})
+            assert refused.status_code == 422
+            assert refused.json()["detail"][0]["loc"] == ["body", "max_tokens"]
+        events = client.post("/stream", json={"prompt": "the model", "max_tokens": 3}).text.split("\n\n")
+        assert [event.startswith("data: ") for event in events if event] == [True, True, True]
