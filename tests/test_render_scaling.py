@@ -209,3 +209,8 @@ def test_cli_k8s_keda(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     scaled = only(documents, "ScaledObject")
     assert scaled["spec"]["triggers"][0]["metadata"]["serverAddress"] == "http://prom:9090"
     assert only(documents, "NetworkPolicy")["spec"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.1.0.0/16"}}]
+
+
+def test_a_selector_of_amd_cards_only_cannot_become_nvidia_manifests() -> None:
+    with pytest.raises(RenderError, match="allows only mi300x; include an NVIDIA card"):
+        k8s_documents(make(node_selector=NodeSelector(include=["mi300x"])))

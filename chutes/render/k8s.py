@@ -76,6 +76,12 @@ def _affinity(chute: Chute) -> dict[str, Any] | None:
     narrowed = selector.include is not None or selector.max_hourly_price_per_gpu is not None
     if narrowed:
         values = [label for gpu in selector.matching_gpus() for label in product_labels(gpu)]
+        if not values:
+            names = ", ".join(gpu.name for gpu in selector.matching_gpus())
+            raise RenderError(
+                f"the manifests request NVIDIA GPUs (nvidia.com/gpu), and the node selector allows only {names}; "
+                "include an NVIDIA card"
+            )
         expressions.append({"key": PRODUCT_LABEL, "operator": "In", "values": values})
     elif selector.exclude:
         values = [label for name in selector.exclude for label in product_labels(CATALOG[name])]
