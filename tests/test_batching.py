@@ -285,6 +285,22 @@ def test_batch_field_items_are_split_across_batches_and_come_back_in_order(isola
     assert wrong.status_code == 422
 
 
+def test_a_request_with_more_items_than_can_ever_queue_is_413(isolated: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUTES_QUEUE_SIZE", "2")  # at most 2 batches of 4 items wait: 8 items
+    chute = new_chute()
+
+    @chute.cord(public_api_path="/embed_many", max_batch_size=4, batch_field="texts")
+    def embed_many(self: Any, texts: list[str]) -> list[EmbedOutput]:
+        return [EmbedOutput(embedding=[1.0]) for _ in texts]
+
+    with TestClient(chute) as client:
+        fits = client.post("/embed_many", json={"texts": ["a"] * 8})
+        too_many = client.post("/embed_many", json={"texts": ["a"] * 9})
+    assert fits.status_code == 200
+    assert too_many.status_code == 413
+    assert too_many.json()["detail"] == "The request has 9 items; at most 8 can wait to be batched"
+
+
 def test_overload_answers_429_with_retry_after(isolated: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHUTES_QUEUE_SIZE", "0")  # no batch may wait for the busy slot
     release = threading.Event()

@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from reference_examples import doubles
-from reference_examples.doubles import PNG_BYTES, FakeCache, FakeEngine, FakeHttp, FakeModel
+from reference_examples.doubles import PNG_BYTES, FakeCache, FakeHttp, FakeModel
 from starlette.websockets import WebSocketDisconnect
 
 from chutes.chute import Chute, NodeSelector
@@ -807,10 +807,10 @@ def test_multi_model_example() -> None:
 
 
 def test_template_based_example() -> None:
-    from chutes.templates import LLMChute
+    from chutes.templates import EngineChute
 
     chute = example("ex_template").chute
-    assert isinstance(chute, LLMChute)
+    assert isinstance(chute, EngineChute)
     assert (chute.username, chute.name, chute.model_name, chute.standard_template) == (
         "mycompany",
         "custom-llm",
@@ -821,10 +821,16 @@ def test_template_based_example() -> None:
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/models",
+        "/tokenize",
+        "/detokenize",
         "/custom_generate",
     }
-    engine = chute.engine = FakeEngine()  # vLLM stands aside: the startup hook keeps an engine already set
+    # vLLM stands aside: an OpenAI-shaped server whose completions echo the prompt is the engine.
+    chute.engine_command = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
     with TestClient(chute) as client:
+        deadline = time.monotonic() + 20
+        while client.get("/_ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
         casual = client.post("/custom_generate", json={"prompt": "hi", "style": "casual"})
         assert casual.status_code == 200
         assert casual.json() == {"generated_text": "completion of [Please respond casually: hi]", "style": "casual"}
@@ -833,4 +839,3 @@ def test_template_based_example() -> None:
         other = client.post("/custom_generate", json={"prompt": "hi", "style": "pirate"}).json()
         assert other == {"generated_text": "completion of [hi]", "style": "pirate"}
         assert client.get("/v1/models").json()["data"][0]["id"] == "gpt2"
-    assert engine.prompts[0] == "Please respond casually: hi"

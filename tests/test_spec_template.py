@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,25 +19,19 @@ from chutes.image import Image
 from chutes.node_selector import NodeSelector
 from chutes.spec import SpecError, check_spec, load_spec
 from chutes.spec.export import ExportError, export_data, export_text
-from chutes.templates import DiffusionChute, LLMChute, build_diffusion_chute, build_sglang_chute, build_vllm_chute
-from chutes.templates.vllm import DEFAULT_VLLM_IMAGE, VLLMEngine
+from chutes.templates import (
+    DiffusionChute,
+    EngineChute,
+    build_diffusion_chute,
+    build_sglang_chute,
+    build_vllm_chute,
+)
+from chutes.templates.vllm import DEFAULT_VLLM_IMAGE
+
+FAKE_ENGINE = f"{sys.executable} {Path(__file__).with_name('fake_engine.py')}"
 
 APP = '''
-"""Handlers and a fake engine for a template spec."""
-
-from chutes.templates import Sampling
-
-
-class FakeEngine:
-    async def generate(self, prompt: str, sampling: Sampling) -> str:
-        return f"echo({sampling.max_tokens}): " + prompt.splitlines()[-2]
-
-    async def stream(self, prompt: str, sampling: Sampling):
-        yield "echo"
-
-
-def make_engine(chute):
-    return FakeEngine()
+"""Handlers and a fake pipeline for a template spec."""
 
 
 class FakePipeline:
@@ -95,7 +90,7 @@ def write(folder: Path, text: str, name: str = "chute.toml") -> Path:
     return path
 
 
-def python_vllm(app: ModuleType, **kwargs: Any) -> LLMChute:
+def python_vllm(app: ModuleType, **kwargs: Any) -> EngineChute:
     chute = build_vllm_chute(
         username="mycompany", name="custom-llm", model_name="gpt2", engine_args={"max_model_len": 4096, "dtype": "half"}
     )
@@ -105,19 +100,21 @@ def python_vllm(app: ModuleType, **kwargs: Any) -> LLMChute:
 
 def test_template_spec_builds_what_the_builder_builds(app: ModuleType, tmp_path: Path) -> None:
     chute = load_spec(write(tmp_path, SPEC))
-    assert isinstance(chute, LLMChute)
+    assert isinstance(chute, EngineChute)
     expected = python_vllm(app)
     assert describe(chute) == describe(expected)
     assert [(cord.method, cord.public_api_path) for cord in chute.cords] == [
         ("POST", "/v1/chat/completions"),
         ("POST", "/v1/completions"),
         ("GET", "/v1/models"),
+        ("POST", "/tokenize"),
+        ("POST", "/detokenize"),
         ("POST", "/custom_generate"),
     ]
     assert chute.model_name == "gpt2"
     assert chute.engine_args == {"max_model_len": 4096, "dtype": "half"}
     assert chute.standard_template == "vllm"
-    assert chute.engine_factory == VLLMEngine.load
+    assert chute.engine_command is None
     assert chute.concurrency == 32  # the builder's default, not Chute's
 
 
@@ -129,17 +126,19 @@ def test_loading_a_template_spec_never_imports_the_engine(app: ModuleType, tmp_p
 
 
 def test_template_spec_serves_the_openai_cords_and_the_added_cord(app: ModuleType, tmp_path: Path) -> None:
-    spec = write(tmp_path, SPEC.replace('dtype = "half" }', 'dtype = "half" }\nengine_factory = "tpl_app:make_engine"'))
-    chute = load_spec(spec)
-    assert chute.engine_factory is app.make_engine
+    text = SPEC.replace('engine_args = { max_model_len = 4096, dtype = "half" }', f'engine_command = "{FAKE_ENGINE}"')
+    chute = load_spec(write(tmp_path, text))
+    assert isinstance(chute, EngineChute)
+    assert chute.engine_command == FAKE_ENGINE
     with TestClient(chute) as client:
+        deadline = time.monotonic() + 20
+        while client.get("/_ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
         answer = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hello"}]})
         assert answer.status_code == 200
-        body = answer.json()
-        assert body["model"] == "gpt2"
-        assert body["choices"][0]["message"] == {"role": "assistant", "content": "echo(None): user: hello"}
+        assert answer.json()["received"] == {"messages": [{"role": "user", "content": "hello"}]}
         custom = client.post("/custom_generate", json={"prompt": "hi there"})
-        assert custom.json() == {"text": "echo(8): hi there", "model": "gpt2"}
+        assert custom.json() == {"text": "completion of [hi there\nx]", "model": "gpt2"}
         assert client.get("/v1/models").json()["data"][0]["id"] == "gpt2"
 
 
@@ -250,7 +249,7 @@ def test_export_writes_a_template_table_that_loads_back(app: ModuleType, tmp_pat
         name="custom-llm",
         model_name="gpt2",
         engine_args={"max_model_len": 4096},
-        engine_factory=app.make_engine,
+        engine_command="/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server",
         revision="main",
         concurrency=4,
     )
@@ -265,17 +264,17 @@ def test_export_writes_a_template_table_that_loads_back(app: ModuleType, tmp_pat
         "model_name": "gpt2",
         "engine_args": {"max_model_len": 4096},
         "revision": "main",
-        "engine_factory": "tpl_app:make_engine",
+        "engine_command": "/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server",
     }
     assert data["chute"] == {"username": "mycompany", "name": "custom-llm", "concurrency": 4}
     assert data["on_startup"] == [{"handler": "tpl_app:warm_up"}]
     assert "on_shutdown" not in data
     assert data["cord"] == [{"handler": "tpl_app:custom_generate", "public_api_path": "/custom_generate"}]
     loaded = load_spec(write(tmp_path, text, f"chute.{fmt}"))
-    assert isinstance(loaded, LLMChute)
+    assert isinstance(loaded, EngineChute)
     assert describe(loaded) == describe(chute)
     assert (loaded.model_name, loaded.engine_args) == ("gpt2", {"max_model_len": 4096})
-    assert loaded.engine_factory is app.make_engine
+    assert loaded.engine_command == chute.engine_command
 
 
 def test_export_writes_engine_args_inline(app: ModuleType) -> None:
@@ -302,9 +301,20 @@ def test_export_keeps_a_non_default_image_and_hardware(app: ModuleType) -> None:
     assert data["node_selector"] == {"gpu_count": 1, "min_vram_gb_per_gpu": 16}
 
 
+def test_export_writes_engine_args_given_as_a_string(tmp_path: Path) -> None:
+    chute = build_vllm_chute(
+        username="a", name="b", model_name="gpt2", engine_args="--max-model-len 512 --enforce-eager"
+    )
+    data = export_data(chute)
+    assert data["template"]["engine_args"] == "--max-model-len 512 --enforce-eager"
+    loaded = load_spec(write(tmp_path, export_text(chute)))
+    assert isinstance(loaded, EngineChute)
+    assert loaded.command(1, "K")[-3:] == ["--max-model-len", "512", "--enforce-eager"]
+
+
 def test_export_refuses_a_lambda_factory() -> None:
-    chute = build_vllm_chute(username="a", name="b", model_name="gpt2", engine_factory=lambda chute: None)
-    with pytest.raises(ExportError, match="engine_factory"):
+    chute = build_diffusion_chute(username="a", name="b", model_name="sd", pipeline_factory=lambda chute: None)
+    with pytest.raises(ExportError, match="pipeline_factory"):
         export_text(chute)
 
 
@@ -340,7 +350,7 @@ def test_every_template_mistake_is_reported_at_once(app: ModuleType, tmp_path: P
         name = "vllm"
         model_name = "gpt2"
         pipeline_args = {}
-        engine_factory = "tpl_app:nope"
+        engine_command = 3
 
         [[cord]]
         handler = "tpl_app:custom_generat"
@@ -349,7 +359,7 @@ def test_every_template_mistake_is_reported_at_once(app: ModuleType, tmp_path: P
     assert problems(tmp_path, text) == [
         "5:1: chute.concurency: unknown key 'concurency'; did you mean 'concurrency'?",
         "10:1: template.pipeline_args: unknown key 'pipeline_args' for the vllm template; did you mean 'engine_args'?",
-        "11:1: template.engine_factory: module 'tpl_app' has no attribute 'nope'",
+        "11:1: template.engine_command: expected a string or an array, got integer 3",
         "14:1: cord[0].handler: module 'tpl_app' has no attribute 'custom_generat'; did you mean 'custom_generate'?",
     ]
 
@@ -367,10 +377,12 @@ def test_builder_errors_land_on_their_keys(app: ModuleType, tmp_path: Path) -> N
         "8:1: template.model_name: model_name must be a model id like 'gpt2' or 'org/model', got 'my model'"
     ]
     assert problems(tmp_path, base + 'model_name = "gpt2"\nengine_args = { model = "x" }\n') == [
-        "9:1: template.engine_args: engine_args must not set 'model': pass the model as model_name"
+        "9:1: template.engine_args: engine_args must not set model: the model is model_name, and the template "
+        "picks the engine's loopback address and key"
     ]
-    assert problems(tmp_path, base + 'model_name = "gpt2"\nengine_factory = "tpl_app:APP"\n') == [
-        "9:1: template.engine_factory: module 'tpl_app' has no attribute 'APP'"
+    assert problems(tmp_path, base + 'model_name = "gpt2"\nengine_args = "--port 1"\n') == [
+        "9:1: template.engine_args: engine_args must not set port: the model is model_name, and the template "
+        "picks the engine's loopback address and key"
     ]
     twice = (
         base.replace('name = "custom-llm"', 'name = "custom-llm"\nrevision = "a"')

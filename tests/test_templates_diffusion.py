@@ -6,6 +6,7 @@ import asyncio
 import io
 import struct
 import sys
+import time
 import types
 import zlib
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.testclient import TestClient
 from chutes.chute import Chute, NodeSelector
 from chutes.image import Image
 from chutes.templates import DiffusionChute, ImageGenerationRequest, ImagePipeline, build_diffusion_chute
-from chutes.templates.diffusion import DEFAULT_DIFFUSION_BASE, DiffusersPipeline
+from chutes.templates.diffusion import DEFAULT_DIFFUSION_BASE, DiffusersPipeline, default_size
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,7 +46,7 @@ class FakePipeline:
 
     async def generate(self, request: ImageGenerationRequest) -> bytes:
         self.requests.append(request)
-        return tiny_png(request.width // 64, request.height // 64)
+        return tiny_png((request.width or 1024) // 64, (request.height or 1024) // 64)
 
 
 def build(pipeline: FakePipeline | None = None, **kwargs: Any) -> DiffusionChute:
@@ -266,10 +267,69 @@ def test_diffusers_pipeline_passes_the_request() -> None:
     assert call == {
         "prompt": "a dog",
         "negative_prompt": None,
-        "width": 1024,
-        "height": 1024,
+        "width": None,  # the pipeline says nothing of its size: its own default applies
+        "height": None,
         "num_inference_steps": 30,
         "guidance_scale": 3.0,
     }
     asyncio.run(pipeline.generate(ImageGenerationRequest(prompt="no seed")))
     assert inner.calls[-1]["generator"] is None
+
+
+class SteppingPipeline:
+    """Like a diffusers pipeline: ``steps`` denoising steps, ``callback_on_step_end``, an interrupt flag."""
+
+    def __init__(self, sample_size: int) -> None:
+        self.unet = types.SimpleNamespace(config=types.SimpleNamespace(sample_size=sample_size))
+        self.vae_scale_factor = 8
+        self._interrupt = False
+        self.active = 0
+        self.most_active = 0
+        self.runs: list[dict[str, Any]] = []
+
+    def __call__(self, *, callback_on_step_end: Any = None, num_inference_steps: int = 50, **kwargs: Any) -> Any:
+        self._interrupt = False  # as diffusers resets it at each call
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        run = {"width": kwargs["width"], "height": kwargs["height"], "steps": 0}
+        self.runs.append(run)
+        try:
+            for step in range(num_inference_steps):
+                if self._interrupt:
+                    continue  # diffusers' loop skips the remaining steps
+                time.sleep(0.01)
+                run["steps"] += 1
+                callback_on_step_end(self, step, step, {})
+        finally:
+            self.active -= 1
+        return types.SimpleNamespace(images=[FakePILImage()])
+
+
+@pytest.mark.parametrize(("sample_size", "side"), [(64, 512), (128, 1024)])
+def test_the_default_size_is_the_loaded_pipelines(sample_size: int, side: int) -> None:
+    inner = SteppingPipeline(sample_size)
+    pipeline = DiffusersPipeline(inner, fake_torch(), "cpu")
+    assert default_size(inner) == pipeline.size == side
+    asyncio.run(pipeline.generate(ImageGenerationRequest(prompt="a dog", num_inference_steps=2)))
+    assert (inner.runs[-1]["width"], inner.runs[-1]["height"]) == (side, side)
+    asyncio.run(pipeline.generate(ImageGenerationRequest(prompt="a dog", num_inference_steps=2, width=256)))
+    assert (inner.runs[-1]["width"], inner.runs[-1]["height"]) == (256, side)
+
+
+def test_a_drawing_whose_client_left_stops_and_never_overlaps_the_next() -> None:
+    inner = SteppingPipeline(64)
+    pipeline = DiffusersPipeline(inner, fake_torch(), "cpu")
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(pipeline.generate(ImageGenerationRequest(prompt="left", num_inference_steps=150)))
+        await asyncio.sleep(0.2)
+        first.cancel()  # what the server does when the client disconnects
+        second = asyncio.ensure_future(pipeline.generate(ImageGenerationRequest(prompt="next", num_inference_steps=3)))
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (await second).startswith(PNG_SIGNATURE)
+
+    asyncio.run(scenario())
+    assert inner.most_active == 1
+    assert 0 < inner.runs[0]["steps"] < 150
+    assert inner.runs[1]["steps"] == 3

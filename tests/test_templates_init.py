@@ -14,15 +14,16 @@ def test_public_names() -> None:
     assert sorted(chutes.templates.__all__) == [
         "BUILDERS",
         "DiffusionChute",
-        "Engine",
+        "EngineChute",
+        "EngineKind",
         "EngineNotInstalledError",
         "ImageGenerationRequest",
         "ImagePipeline",
-        "LLMChute",
-        "Sampling",
         "build_diffusion_chute",
+        "build_embedding_chute",
         "build_sglang_chute",
         "build_vllm_chute",
+        "engine_flags",
     ]
     for name in chutes.templates.__all__:
         assert getattr(chutes.templates, name) is not None

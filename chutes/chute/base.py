@@ -265,6 +265,9 @@ class Chute(DeploymentProperties, FastAPIMethods):
         max_batch_size: int | None = None,
         batch_wait_ms: float = 5.0,
         batch_field: str | None = None,
+        passthrough: bool = False,
+        passthrough_path: str | None = None,
+        passthrough_port: int | None = None,
     ) -> Callable[[F], F]:
         """Serve the decorated function at ``public_api_path`` (input and output rules: README, "HTTP behaviour").
 
@@ -275,6 +278,11 @@ class Chute(DeploymentProperties, FastAPIMethods):
         ``/<function name>``. ``provision_timeout`` is the SDK's client-side wait for a cold chute: kept in
         the cord and its spec, it has no effect on the server. ``timeout`` (seconds): a call still running
         past it is cancelled and answered 504.
+        the cord and its spec, it has no effect on the server.
+
+        With ``passthrough=True`` the function is not called: the request is forwarded to
+        ``http://127.0.0.1:<passthrough_port><passthrough_path>`` (the cord's path and port 8000 by
+        default) and the answer streamed back untouched (README, "Passthrough cords").
         """
         if public_api_method is not None:
             warnings.warn("public_api_method is deprecated; use method", DeprecationWarning, stacklevel=2)
@@ -299,6 +307,9 @@ class Chute(DeploymentProperties, FastAPIMethods):
                 max_batch_size=max_batch_size,
                 batch_wait_ms=batch_wait_ms,
                 batch_field=batch_field,
+                passthrough=passthrough,
+                passthrough_path=passthrough_path,
+                passthrough_port=passthrough_port,
                 localns=sys._getframe(1).f_locals,
             )
             for other in registry.cords:
@@ -370,6 +381,13 @@ class Chute(DeploymentProperties, FastAPIMethods):
     async def health_check(self) -> dict[str, Any]:
         """Report health; replace it by assigning ``self.health_check = fn`` (served at ``/_health``)."""
         return {"status": "healthy", "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    async def ready_check(self) -> bool:
+        """Whether the chute takes calls now, once its startup hooks ran (``/_ready``); True unless overridden.
+
+        A template whose model server starts in the background says False until that server answers.
+        """
+        return True
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes the instance lacks: cords and jobs by function name, then

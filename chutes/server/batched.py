@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pydantic_core
 from starlette.exceptions import HTTPException
 
-from chutes.server.batcher import Batcher, BatchOverloadedError
+from chutes.server.batcher import Batcher, BatchOverloadedError, BatchTooLargeError
 from chutes.server.body import ClientGone
 from chutes.server.output import json_bytes
 from chutes.server.responses import JSON, send_bytes
@@ -88,6 +88,8 @@ class Batched:
                     outputs = await batcher.submit(self.plan.items(kwargs))
         except TimeoutError:
             return await core.refuse(call, self.timeout_error(timeout or 0.0))
+        except BatchTooLargeError as exc:
+            return await core.refuse(call, HTTPException(413, str(exc).capitalize()))
         except BatchOverloadedError as exc:
             core.metrics.rejected.labels("overloaded").inc()
             busy = HTTPException(429, "Server at capacity, retry later", {"Retry-After": str(exc.retry_after)})

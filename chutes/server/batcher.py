@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-__all__ = ["BatchError", "Batcher", "BatchOverloadedError", "Clock", "Slots"]
+__all__ = ["BatchError", "BatchOverloadedError", "BatchTooLargeError", "Batcher", "Clock", "Slots"]
 
 
 # A timer may fire a little before its deadline (asyncio allows its clock's resolution): close enough.
@@ -37,6 +37,15 @@ class BatchOverloadedError(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"batch queue full, retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+class BatchTooLargeError(Exception):
+    """One call brings more items than the queue can ever hold: retrying cannot help (answer 413)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"the request has {count} items; at most {limit} can wait to be batched")
+        self.count = count
+        self.limit = limit
 
 
 class Cancellable(Protocol):
@@ -158,6 +167,8 @@ class Batcher:
         if count == 0:
             return []
         if self.queued + count > self.max_queued:
+            if count > self.max_queued:
+                raise BatchTooLargeError(count, self.max_queued)
             raise BatchOverloadedError(self.retry_after())
         clock = self._clock
         if clock is None:

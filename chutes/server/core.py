@@ -49,6 +49,7 @@ from chutes.server.body import BodyLimits, ClientGone
 from chutes.server.disconnect import Watchdog
 from chutes.server.errors import error_body, log_failure, user_handler
 from chutes.server.output import is_stream, json_bytes, stream_response
+from chutes.server.passthrough import FORWARD, Upstream
 from chutes.server.responses import JSON, body_errors, send_bytes, send_json, validation_detail
 from chutes.signature import BindingKind
 
@@ -122,6 +123,8 @@ class CordRoute:
 
 def strategy_for(cord: Cord) -> Strategy:
     """The strategy that executes ``cord``'s calls (the plug-in point for new kinds of cords)."""
+    if cord.passthrough:
+        return FORWARD
     if cord.batch is not None:
         return Batched(cord, cord.batch, CordTimeout)
     return IN_PROCESS
@@ -171,6 +174,20 @@ class Core:
         self.metrics = metrics
         self.limits = limits
         self.watchdog = Watchdog(WATCH_DELAY)
+        self._upstream: Upstream | None = None
+
+    def upstream(self) -> Upstream:
+        """The chute's pooled HTTP client to its loopback servers (passthrough cords), opened on first use."""
+        if self._upstream is None:
+            owner = self.owner
+            self._upstream = Upstream(lambda: owner.passthrough_headers)
+        return self._upstream
+
+    async def close(self) -> None:
+        """Close the pooled client, if one was opened (server shutdown)."""
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            await upstream.aclose()
 
     async def serve(self, call: Call) -> None:
         """Answer one call with its cord's strategy, counted in the cord's metrics whatever happens."""

@@ -124,6 +124,7 @@ class Runtime:
         async def inner_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
+                    await self.core.close()
                     await run_hooks(registry_of(self.chute).shutdown_hooks, self.chute)
                 except Exception as exc:
                     logger.exception("a shutdown hook of chute %s failed", self.chute.name)
@@ -192,7 +193,7 @@ class Runtime:
         elif path == "/_metrics":
             await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE.encode())
         elif path == "/_ready":
-            if self.ready:
+            if self.ready and await self._chute_ready():
                 await send_json(send, 200, {"status": "ready"})
             else:
                 await send_json(send, 503, {"status": "draining" if self.draining else "starting"})
@@ -200,6 +201,13 @@ class Runtime:
             await self._serve_health(send)
         else:
             await send_json(send, 404, {"detail": "Not Found"})
+
+    async def _chute_ready(self) -> bool:
+        try:
+            return bool(await self.chute.ready_check())
+        except Exception:
+            logger.exception("readiness check of chute %s raised", self.chute.name)
+            return False
 
     async def _serve_health(self, send: Send) -> None:
         jobs = self.jobs

@@ -177,6 +177,12 @@ def _cord_data(cord: Any) -> dict[str, Any]:
         entry["output_content_type"] = cord.output_content_type
     if cord.stream:
         entry["stream"] = True
+    if cord.passthrough:
+        entry["passthrough"] = True
+        if cord.passthrough_path != cord.public_api_path:
+            entry["passthrough_path"] = cord.passthrough_path
+        if cord.passthrough_port is not None:
+            entry["passthrough_port"] = cord.passthrough_port
     if cord.provision_timeout is not None:
         entry["provision_timeout"] = cord.provision_timeout
     if cord.timeout is not None:

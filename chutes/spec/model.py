@@ -242,6 +242,19 @@ class _CordBasics(_Table):
         "application/json", pattern=r"^[^/\s]+/[^/\s]+$", description="Media type of the response, like 'image/png'."
     )
     stream: bool = Field(False, description="Whether the cord streams its output (a generator or StreamingResponse).")
+    passthrough: bool = Field(
+        False,
+        description="Forward the request untouched to a server on the chute's loopback and stream its answer back "
+        "(the handler is not called).",
+    )
+    passthrough_path: str | None = Field(
+        None,
+        pattern=r"^/",
+        description="passthrough: the upstream's path, like '/v1/chat/completions' (default: the cord's own path).",
+    )
+    passthrough_port: int | None = Field(
+        None, ge=1, le=65535, description="passthrough: the upstream's loopback port (default 8000)."
+    )
     provision_timeout: int | None = Field(
         None,
         ge=1,
@@ -318,16 +331,23 @@ class TemplateTable(_Table):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_template_rules())
 
-    name: TemplateName = Field(description="The template: 'vllm', 'sglang' (language models) or 'diffusion' (images).")
+    name: TemplateName = Field(
+        description="The template: 'vllm', 'sglang' (language models), 'embedding' (vLLM's pooling runner) "
+        "or 'diffusion' (images)."
+    )
     model_name: str = Field(
         min_length=1, description="The model to serve: a Hugging Face id like 'meta-llama/Llama-3.1-8B' or a path."
     )
     revision: str | None = Field(None, description="The model's revision (a commit or tag), also the chute's.")
-    engine_args: dict[str, Any] | None = Field(
-        None, description="vllm and sglang: keyword arguments for the engine, like {max_model_len = 4096}."
+    engine_args: dict[str, Any] | str | None = Field(
+        None,
+        description="vllm, sglang and embedding: the engine server's flags, as a table like {max_model_len = 4096, "
+        "enable_auto_tool_choice = true} (each key a flag, true a bare flag) or a command-line string.",
     )
-    engine_factory: str | None = _reference(
-        "vllm and sglang: builds the engine at startup instead of the template's", "app.engine:load", required=False
+    engine_command: str | list[str] | None = Field(
+        None,
+        description="vllm, sglang and embedding: the command that starts the engine's server, like "
+        "'/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server'; the template adds the flags.",
     )
     pipeline_args: dict[str, Any] | None = Field(
         None, description="diffusion: keyword arguments for the pipeline's from_pretrained, like {variant = 'fp16'}."

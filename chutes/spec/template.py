@@ -24,7 +24,7 @@ from chutes.errors import ChuteDefinitionError
 from chutes.spec.errors import KeyPath
 from chutes.spec.model import template_keys
 from chutes.spec.reference import Resolver, UnresolvedReferenceError
-from chutes.templates import BUILDERS, DiffusionChute, LLMChute
+from chutes.templates import BUILDERS, DiffusionChute, EngineChute
 
 __all__ = ["TemplateBase", "build_template_chute", "template_arguments", "template_base"]
 
@@ -32,8 +32,9 @@ Report = Callable[[KeyPath, str], None]
 """Records a problem at a key path."""
 
 
-def _factory_key(template: str) -> str:
-    return next(key for key in template_keys(template) if key.endswith("_factory"))
+def _factory_key(template: str) -> str | None:
+    """The key of an in-process template's loader reference (``pipeline_factory``); None for server templates."""
+    return next((key for key in template_keys(template) if key.endswith("_factory")), None)
 
 
 def _args_key(template: str) -> str:
@@ -59,14 +60,14 @@ def template_arguments(
         return None
     factory_key = _factory_key(name)
     factory = None
-    if factory_key in template and clean(("template", factory_key)):
+    if factory_key is not None and factory_key in template and clean(("template", factory_key)):
         factory = _resolve_factory(
             template[factory_key], resolver, lambda message: report(("template", factory_key), message)
         )
-    if not clean(("template",)) or (factory_key in template and factory is None):
+    if not clean(("template",)) or (factory_key is not None and factory_key in template and factory is None):
         return None
     kwargs = dict(template)
-    if factory is not None:
+    if factory is not None and factory_key is not None:
         kwargs[factory_key] = factory
     return kwargs
 
@@ -142,17 +143,22 @@ def template_base(chute: Chute, reference_of: Callable[[Any, str], str]) -> Temp
         reference_of: Writes a factory as a reference (the exporter's, which checks it imports back).
     """
     name = chute.standard_template
-    if name not in BUILDERS or not isinstance(chute, (LLMChute, DiffusionChute)):
+    if name not in BUILDERS or not isinstance(chute, (EngineChute, DiffusionChute)):
         return None
     base = BUILDERS[name](username=chute.username, name=chute.name, model_name=chute.model_name)
     table: dict[str, Any] = {"name": name, "model_name": chute.model_name}
-    args = chute.engine_args if isinstance(chute, LLMChute) else chute.pipeline_args
+    args = chute.engine_args if isinstance(chute, EngineChute) else chute.pipeline_args
     if args:
-        table[_args_key(name)] = dict(args)
+        table[_args_key(name)] = args if isinstance(args, str) else dict(args)
     if chute.revision is not None:
         table["revision"] = chute.revision
+    if isinstance(chute, EngineChute):
+        command = chute.engine_command
+        if command is not None:
+            table["engine_command"] = command if isinstance(command, str) else list(command)
     factory_key = _factory_key(name)
-    factory, default = getattr(chute, factory_key), getattr(base, factory_key)
-    if factory != default:
-        table[factory_key] = reference_of(factory, factory_key)
+    if factory_key is not None:
+        factory, default = getattr(chute, factory_key), getattr(base, factory_key)
+        if factory != default:
+            table[factory_key] = reference_of(factory, factory_key)
     return TemplateBase(table, base)

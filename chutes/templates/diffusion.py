@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import io
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -13,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from chutes.image import Image
 from chutes.node_selector import NodeSelector
 from chutes.templates.builder import adopt_caller, default_node_selector
-from chutes.templates.engine import import_engine_package
+from chutes.templates.install import import_engine_package
 from chutes.templates.model_chute import Alias, ModelChute
 
 __all__ = [
     "DEFAULT_DIFFUSION_BASE",
     "DiffusersPipeline",
     "DiffusionChute",
+    "DrawingInterrupted",
     "ImageGenerationRequest",
     "ImagePipeline",
     "build_diffusion_chute",
@@ -38,8 +42,20 @@ class ImageGenerationRequest(BaseModel):
 
     prompt: str = Field(min_length=1, description="What the image shows.")
     negative_prompt: str | None = Field(None, description="What the image must not show.")
-    width: int = Field(1024, ge=64, le=2048, multiple_of=8, description="Width in pixels, a multiple of 8.")
-    height: int = Field(1024, ge=64, le=2048, multiple_of=8, description="Height in pixels, a multiple of 8.")
+    width: int | None = Field(
+        None,
+        ge=64,
+        le=2048,
+        multiple_of=8,
+        description="Width in pixels, a multiple of 8; by default the model's own (512 for SD 1.5, 1024 for SDXL).",
+    )
+    height: int | None = Field(
+        None,
+        ge=64,
+        le=2048,
+        multiple_of=8,
+        description="Height in pixels, a multiple of 8; by default the model's own (512 for SD 1.5, 1024 for SDXL).",
+    )
     num_inference_steps: int = Field(30, ge=1, le=150, description="Denoising steps: more is slower and finer.")
     guidance_scale: float = Field(7.5, ge=0, le=30, description="How closely the image follows the prompt.")
     seed: int | None = Field(None, ge=0, description="Seed for a reproducible image.")
@@ -98,13 +114,45 @@ class DiffusionChute(ModelChute[ImagePipeline]):
         return await self.require_pipeline().generate(ImageGenerationRequest(prompt=prompt, **options))
 
 
+class DrawingInterrupted(Exception):
+    """A drawing was stopped between two denoising steps because its client left."""
+
+
+def default_size(pipeline: Any) -> int | None:
+    """The side in pixels the pipeline draws by default: its sample size times its VAE's scale factor.
+
+    That is 512 for Stable Diffusion 1.5, 1024 for SDXL and FLUX; None when the pipeline does not say.
+    """
+    size = getattr(pipeline, "default_sample_size", None)
+    for part in ("unet", "transformer"):
+        if isinstance(size, int):
+            break
+        size = getattr(getattr(getattr(pipeline, part, None), "config", None), "sample_size", None)
+    scale = getattr(pipeline, "vae_scale_factor", 8)
+    return size * scale if isinstance(size, int) and isinstance(scale, int) else None
+
+
+def _takes_step_callback(pipeline: Any) -> bool:
+    try:
+        return "callback_on_step_end" in inspect.signature(pipeline.__call__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class DiffusersPipeline:
-    """The :class:`ImagePipeline` over a Hugging Face ``diffusers`` pipeline."""
+    """The :class:`ImagePipeline` over a Hugging Face ``diffusers`` pipeline.
+
+    Drawings run one at a time in a worker thread. One whose client leaves is stopped at the next
+    denoising step (diffusers' ``callback_on_step_end`` sets the pipeline's interrupt flag), and the
+    next drawing starts only once that thread is done: the pipeline is never used by two at once.
+    """
 
     def __init__(self, pipeline: Any, torch: Any, device: str) -> None:
         self._pipeline = pipeline
         self._torch = torch
         self._device = device
+        self.size = default_size(pipeline)
+        self._interruptible = _takes_step_callback(pipeline)
         # A diffusers pipeline is not safe to call from two threads at once.
         self._lock = asyncio.Lock()
 
@@ -125,27 +173,56 @@ class DiffusersPipeline:
         pipeline = await asyncio.to_thread(diffusers.DiffusionPipeline.from_pretrained, chute.model_name, **args)
         return cls(pipeline.to(device), torch, device)
 
-    def _draw(self, request: ImageGenerationRequest) -> bytes:
+    def _draw(self, request: ImageGenerationRequest, stop: threading.Event) -> bytes:
         generator = None
         if request.seed is not None:
             generator = self._torch.Generator(self._device).manual_seed(request.seed)
+        options: dict[str, Any] = {}
+        if self._interruptible:
+
+            def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+                if stop.is_set():
+                    pipeline._interrupt = True  # diffusers skips the remaining steps
+                return tensors
+
+            options["callback_on_step_end"] = on_step_end
         result = self._pipeline(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
-            width=request.width,
-            height=request.height,
+            width=request.width or self.size,
+            height=request.height or self.size,
             num_inference_steps=request.num_inference_steps,
             guidance_scale=request.guidance_scale,
             generator=generator,
+            **options,
         )
+        if stop.is_set():
+            raise DrawingInterrupted
         buffer = io.BytesIO()
         result.images[0].save(buffer, format="PNG")
         return buffer.getvalue()
 
     async def generate(self, request: ImageGenerationRequest) -> bytes:
-        """Draw ``request`` in a worker thread, so the server keeps answering meanwhile."""
+        """Draw ``request`` in a worker thread, so the server keeps answering meanwhile.
+
+        Cancelled (its client left), the drawing is stopped at its next step, and the lock is held
+        until its thread has returned.
+        """
         async with self._lock:
-            return await asyncio.to_thread(self._draw, request)
+            stop = threading.Event()
+            work = asyncio.ensure_future(asyncio.to_thread(self._draw, request, stop))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                stop.set()
+                # The thread cannot be cancelled: wait for it to stop at its next step, whatever else
+                # asks this task to stop meanwhile, so that the next drawing never overlaps this one.
+                while not work.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait((work,))
+                with contextlib.suppress(Exception):
+                    work.result()
+                raise
 
 
 async def generate_image(self: DiffusionChute, body: ImageGenerationRequest) -> bytes:

@@ -1,20 +1,21 @@
-"""The chute behind the model templates: one model, loaded by a factory at startup.
+"""The chute behind in-process model templates: one model, loaded by a factory at startup.
 
-:class:`~chutes.templates.llm.LLMChute` (an engine) and :class:`~chutes.templates.diffusion.DiffusionChute`
-(a pipeline) share the checks, the loaded object and the 503 while it is not loaded; each names them
-its own way (``engine``/``engine_args``/``engine_factory``, ``pipeline``/...) through :class:`Alias`.
+:class:`~chutes.templates.diffusion.DiffusionChute` (a pipeline) builds on it: the checks, the loaded
+object and the 503 while it is not loaded, named its own way (``pipeline``, ``pipeline_args``,
+``pipeline_factory``) through :class:`Alias`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast, overload
 
 from fastapi import HTTPException
 
 from chutes.chute import Chute
+from chutes.errors import ChuteDefinitionError
 from chutes.image import Image
-from chutes.templates.builder import check_engine_args, check_factory, check_model_name, load_engine
 
 __all__ = ["Alias", "ModelChute"]
 
@@ -41,6 +42,25 @@ class Alias(Generic[T]):
         setattr(obj, self._target, value)
 
 
+def check_args(value: object, key: str) -> dict[str, Any]:
+    """Validate keyword arguments for a loader: a dict with string keys, not overriding the model."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ChuteDefinitionError(f"{key} must be a dict of keyword arguments, got {value!r}")
+    for reserved in ("model", "model_path"):
+        if reserved in value:
+            raise ChuteDefinitionError(f"{key} must not set {reserved!r}: pass the model as model_name")
+    return dict(value)
+
+
+def check_model_name(value: object) -> str:
+    """A model name is a non-empty string without whitespace, such as ``"gpt2"`` or ``"org/model"``."""
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise ChuteDefinitionError(f"model_name must be a model id like 'gpt2' or 'org/model', got {value!r}")
+    return value
+
+
 class ModelChute(Chute, Generic[M]):
     """A chute serving one model (``model_name``) through an object its factory builds at startup.
 
@@ -63,8 +83,11 @@ class ModelChute(Chute, Generic[M]):
     ) -> None:
         super().__init__(username, name, image, **chute_kwargs)
         self.model_name = check_model_name(model_name)
-        self._args = check_engine_args(args, f"{self.loaded_kind}_args")
-        check_factory(factory, f"{self.loaded_kind}_factory")
+        self._args = check_args(args, f"{self.loaded_kind}_args")
+        if factory is not None and not callable(factory):
+            raise ChuteDefinitionError(
+                f"{self.loaded_kind}_factory must be a callable taking the chute, got {factory!r}"
+            )
         self._factory = factory
         self._loaded: M | None = None
 
@@ -77,7 +100,8 @@ class ModelChute(Chute, Generic[M]):
     async def load_model(self) -> None:
         """Startup: build the object with the factory, unless one was already set on the chute."""
         if self._loaded is None:
-            self._loaded = await load_engine(self._factory, self)
+            made = self._factory(self)
+            self._loaded = await made if inspect.isawaitable(made) else made
             self.logger.info("%s for %s loaded", self.loaded_kind, self.model_name)
 
     def unload_model(self) -> M | None:

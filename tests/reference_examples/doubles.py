@@ -95,22 +95,6 @@ class FakeCache:
         self.data[key] = value
 
 
-class FakeEngine:
-    """An LLM template engine (``chutes.templates.engine.Engine``) that echoes prompts."""
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    async def generate(self, prompt: str, sampling: Any) -> str:
-        self.prompts.append(prompt)
-        return f"completion of [{prompt}]"
-
-    async def stream(self, prompt: str, sampling: Any) -> AsyncIterator[str]:
-        self.prompts.append(prompt)
-        for word in f"completion of [{prompt}]".split():
-            yield word
-
-
 class Pretrained:
     """What the fake ``transformers`` ``from_pretrained`` returns: a record of what was loaded."""
 
