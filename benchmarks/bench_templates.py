@@ -5,7 +5,7 @@ own vLLM server is the "direct" side, so both sides share one engine and differ 
 passthrough. Rounds alternate between the two, each with ``--streams`` concurrent streamed completions
 of ``--tokens`` tokens (``ignore_eos``). Needs ``.venv-vllm`` (``make install-engines``).
 
-    python benchmarks/bench_templates.py [--streams 16] [--tokens 128] [--rounds 3]
+    python benchmarks/bench_templates.py [--streams 16] [--tokens 128] [--rounds 7]
 
 Target: at least 0.95x the direct throughput, at most +5 ms to the first token.
 """
@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     if not vllm_available():
         raise SystemExit("vLLM's CPU build is not in .venv-vllm: run `make install-engines`")

@@ -5,6 +5,7 @@ Each test runs against both stores (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -46,6 +47,17 @@ async def broken(self: Chute) -> None:
 @chute.job(retry_count=0)
 async def quits(self: Chute) -> None:
     raise SystemExit(1)
+
+
+calls: dict[str, int] = {}
+
+
+@chute.job(retry_count=1)
+async def flaky(self: Chute) -> str:
+    calls["flaky"] = calls.get("flaky", 0) + 1
+    if calls["flaky"] == 1:
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
 
 
 @chute.job(schedule="* * * * *")
@@ -417,3 +429,66 @@ def test_the_heartbeat_logs_unexpected_errors_and_goes_on(
     asyncio.run(scenario())
     assert len(beats) == 2
     assert "heartbeat bug" in caplog.text
+
+
+def test_a_retry_backing_off_does_not_block_other_runs(tmp_path: Path) -> None:
+    # One worker (the default), a long backoff: the failing run waits in the queue, not in the worker.
+    clock = ManualClock(T0)
+    service = make(tmp_path, clock, job_backoff=600.0)
+
+    async def scenario() -> None:
+        calls.clear()
+        await service.start()
+        failing = await service.submit("flaky", b"{}")
+        await eventually(lambda: (run := backend(tmp_path).get(failing.id)) is not None and run.attempts == 1
+                         and run.status == "queued")  # fmt: skip
+        waiting = backend(tmp_path).get(failing.id)
+        assert waiting is not None
+        assert T0 + 150 <= waiting.available_at <= T0 + 300  # capped (CHUTES_JOB_BACKOFF_MAX), jittered
+        others = [await service.submit("echo", f'{{"value": {n}}}'.encode()) for n in range(3)]
+        await eventually(lambda: all(status(service, run.id) == "completed" for run in others))
+        assert status(service, failing.id) == "queued"  # still backing off
+        clock.advance(600.0)
+        service.wake()
+        await eventually(lambda: status(service, failing.id) == "completed")
+        assert backend(tmp_path).get(failing.id).attempts == 2  # type: ignore[union-attr]
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_store_failures_are_unavailable_errors_and_health_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chutes.jobs.store import StoreUnavailableError
+
+    service = make(tmp_path)
+
+    async def scenario() -> None:
+        await service.start()
+        assert service.store is not None
+        store = service.store
+        real = {name: getattr(store.backend, name) for name in ("submit", "claim")}
+        fault = sqlite3.OperationalError("database or disk is full")
+        if ENV:
+            import psycopg
+
+            fault = psycopg.OperationalError("connection to server failed: Connection refused")
+
+        def failing(*args: Any, **kwargs: Any) -> Run:
+            raise fault
+
+        for name in real:  # the fault, injected where the database answers (the workers' polls fail too)
+            monkeypatch.setattr(store.backend, name, failing)
+        with pytest.raises(StoreUnavailableError, match="the job store is unavailable: OperationalError: "):
+            await service.submit("echo", b"{}")
+        await asyncio.sleep(0.3)  # a worker's poll fails too
+        assert not service.healthy
+        for name, method in real.items():
+            monkeypatch.setattr(store.backend, name, method)
+        run = await service.submit("echo", b'{"value": 1}')
+        assert service.healthy
+        await eventually(lambda: status(service, run.id) == "completed")
+        await service.stop()
+
+    asyncio.run(scenario())

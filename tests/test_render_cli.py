@@ -26,11 +26,14 @@ def test_readme_to_a_file(tmp_path: Path) -> None:
 
 def test_k8s_options(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["k8s", "specs/textkit/chute.toml", "--replicas", "3", "--namespace", "ml", "--image", "reg/textkit:9"]
-    assert main(args) == 0
+    assert main(args) == 1
+    assert "--replicas 3 needs a shared job database" in capsys.readouterr().err
+    assert main([*args, "--database-url-secret", "textkit-db"]) == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
     assert documents[0]["spec"]["replicas"] == 3
     assert {doc["metadata"]["namespace"] for doc in documents} == {"ml"}
-    assert documents[2]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/textkit:9"
+    assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/textkit:9"
+    assert "CronJob" not in [doc["kind"] for doc in documents]
 
 
 def test_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -74,6 +74,14 @@ def _k8s_options(parser: argparse.ArgumentParser) -> None:
         "--database-cidr", metavar="CIDR", help="job database address the egress NetworkPolicy allows, like 10.0.3.7/32"
     )
     parser.add_argument("--database-port", type=int, default=5432, help="job database port (default: 5432)")
+    parser.add_argument(
+        "--database-url-secret",
+        metavar="NAME",
+        help="Secret with the PostgreSQL job database URL (key 'url'): replicas share runs, no CronJob is needed",
+    )
+    parser.add_argument(
+        "--api-key-secret", metavar="NAME", help="Secret with an API key (key 'api-key') the CronJobs send"
+    )
 
 
 def _k8s_kwargs(args: argparse.Namespace) -> K8sOptions:
@@ -89,6 +97,8 @@ def _k8s_kwargs(args: argparse.Namespace) -> K8sOptions:
         "wake_query": args.keda_wake_query,
         "database_cidr": args.database_cidr,
         "database_port": args.database_port,
+        "database_url_secret": args.database_url_secret,
+        "api_key_secret": args.api_key_secret,
     }
 
 

@@ -79,8 +79,12 @@ class PostgresBackend:
 
     kind = "postgres"
 
-    def __init__(self, url: str, chute: str, pool_size: int = 8, timeout: float = 10.0) -> None:
-        """Connect (a pool of up to ``pool_size``), create or migrate the chute's schema; ``RunStoreError`` if not."""
+    def __init__(self, url: str, chute: str, pool_size: int = 8, timeout: float = 10.0, wait: float = 3.0) -> None:
+        """Connect (a pool of up to ``pool_size``), create or migrate the chute's schema; ``RunStoreError`` if not.
+
+        ``timeout`` bounds the first connection; ``wait`` how long a call waits for a connection later (a
+        database that is down answers 503 after that, rather than holding requests).
+        """
         try:
             import psycopg
             import psycopg_pool
@@ -97,7 +101,7 @@ class PostgresBackend:
         self._connect_kwargs: dict[str, Any] = {"autocommit": True, "options": options, "connect_timeout": 10}
         try:
             self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
-                url, min_size=1, max_size=pool_size, kwargs=self._connect_kwargs, timeout=timeout, open=False,
+                url, min_size=1, max_size=pool_size, kwargs=self._connect_kwargs, timeout=wait, open=False,
                 name=f"chutes-{self.schema}",
             )  # fmt: skip
             self._pool.open(wait=True, timeout=timeout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from pathlib import Path
@@ -12,12 +11,12 @@ from chutes.chute.registry import registry_of
 from chutes.gpu import CATALOG, GPU
 from chutes.render.dockerfile import DATA_DIR, UID, default_serve_target
 from chutes.render.environment import render_template
+from chutes.render.k8s_jobs import check_store, cronjobs, job_ports, store_env
 from chutes.render.quoting import RenderError, check_line
 from chutes.render.scaling import scaling_documents
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
-    from chutes.job import Job
 
 __all__ = ["GPU_PRODUCT_LABELS", "default_image", "k8s_documents", "render_k8s"]
 
@@ -51,16 +50,6 @@ def default_image(chute: Chute) -> str:
         return chute.image.reference
     tag = re.sub(r"[^A-Za-z0-9_.-]", "-", chute.revision)[:128] if chute.revision else "latest"
     return f"{chute.username}/{chute.name}:{tag}"
-
-
-def _cronjob_name(chute: Chute, job: Job) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", job.name.lower()).strip("-") or "job"
-    name = f"{chute.name}-{slug}"
-    if len(name) > _CRONJOB_NAME_MAX or slug != job.name:
-        # Keep names unique when lowercasing or truncating could make two jobs collide.
-        digest = hashlib.sha256(job.name.encode()).hexdigest()[:6]
-        name = f"{name[: _CRONJOB_NAME_MAX - 7].rstrip('-')}-{digest}"
-    return name
 
 
 def _service_name(chute: Chute) -> str:
@@ -134,6 +123,8 @@ def k8s_documents(
     wake_query: str | None = None,
     database_cidr: str | None = None,
     database_port: int = 5432,
+    database_url_secret: str | None = None,
+    api_key_secret: str | None = None,
 ) -> list[dict[str, Any]]:
     """Build the manifests as plain data: Deployment, Service, then one CronJob per scheduled job.
 
@@ -157,6 +148,11 @@ def k8s_documents(
         wake_query: PromQL that wakes a chute scaled to zero (see :func:`chutes.render.scaling.scaled_object`).
         database_cidr: The job database's address block, allowed by the egress NetworkPolicy.
         database_port: The job database's port.
+        database_url_secret: A Secret holding the job database's URL (key ``url``): the replicas share the
+            job store and their schedulers fire each time once, so no CronJob is made. Without it the
+            store is SQLite in the pod, and more than one replica is refused.
+        api_key_secret: A Secret holding an API key (key ``api-key``) the CronJobs send, for a chute
+            that requires one (``CHUTES_API_KEYS``).
 
     ``cpu`` and ``memory`` give way to the node selector's ``min_cpu_count`` and ``min_memory_gb``; a
     CPU-only selector (``gpu_count=0``) requests no GPU and sets no GPU affinity.
@@ -166,6 +162,7 @@ def k8s_documents(
         raise RenderError(f"image must be an image reference like 'mycompany/chute:1.0', got {image!r}")
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
         raise RenderError(f"replicas must be a non-negative integer, got {replicas!r}")
+    check_store(chute, replicas, database_url_secret)
     for what, value in (("namespace", namespace), ("data_pvc", data_pvc)):
         if value is not None and not _DNS_LABEL.fullmatch(value):
             raise RenderError(f"{what} must be a DNS label (lowercase letters, digits, '-'), got {value!r}")
@@ -187,8 +184,7 @@ def k8s_documents(
     volume |= {"persistentVolumeClaim": {"claimName": data_pvc}} if data_pvc else {"emptyDir": {}}
     env = [
         {"name": "CHUTES_DATA_DIR", "value": DATA_DIR},
-        # The CronJobs below fire the schedules; the pods' own schedulers would fire them again.
-        {"name": "CHUTES_SCHEDULER", "value": "false"},
+        *store_env(chute, database_url_secret),
         {"name": "CHUTES_TIMEZONE", "value": timezone},
         {"name": "CHUTES_DRAIN_SECONDS", "value": f"{drain_seconds:g}"},
         {"name": "CHUTES_SHUTDOWN_GRACE", "value": f"{shutdown_grace:g}"},
@@ -229,7 +225,7 @@ def k8s_documents(
     server = {
         "name": "chute",
         "command": ["python3", "-m", "chutes", "serve", target, "--host", "0.0.0.0", "--port", str(port)],
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}, *job_ports(chute, {"http"})],
         # Startup hooks may load a model for minutes; liveness only starts once this probe passes.
         "startupProbe": probe("/_health", 10, max(1, math.ceil(startup_timeout / 10))),
         "readinessProbe": probe("/_ready", 5, 3),
@@ -277,36 +273,10 @@ def k8s_documents(
         database_cidr=database_cidr,
         database_port=database_port,
     )
-    for job in registry_of(chute).jobs.values():
-        if not job.schedule:
-            continue
-        job_labels = labels | {"app.kubernetes.io/component": "job", "chutes.ai/job": _cronjob_name(chute, job)}
-        job_meta: dict[str, Any] = {"name": _cronjob_name(chute, job), **namespaced, "labels": job_labels}
-        runner = {"name": "job", "command": ["python3", "-m", "chutes", "jobs", "run", target, job.name]}
-        documents.append(
-            {
-                "apiVersion": "batch/v1",
-                "kind": "CronJob",
-                "metadata": job_meta,
-                "spec": {
-                    "schedule": job.schedule,
-                    "timeZone": timezone,
-                    # A run still going is not overlapped, as in the server's own scheduler.
-                    "concurrencyPolicy": "Forbid",
-                    "startingDeadlineSeconds": 300,
-                    "successfulJobsHistoryLimit": 3,
-                    "failedJobsHistoryLimit": 3,
-                    "jobTemplate": {
-                        "metadata": {"labels": dict(job_labels)},
-                        "spec": {
-                            # `jobs run` makes the retries itself; Kubernetes must not start it again.
-                            "backoffLimit": 0,
-                            "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod_spec(runner, "Never")},
-                        },
-                    },
-                },
-            }
-        )
+    documents += cronjobs(
+        chute, labels=labels, namespace=namespace, service=_service_name(chute), timezone=timezone, uid=UID,
+        database_url_secret=database_url_secret, api_key_secret=api_key_secret,
+    )  # fmt: skip
     return documents
 
 
@@ -330,6 +300,8 @@ class K8sOptions(TypedDict, total=False):
     wake_query: str | None
     database_cidr: str | None
     database_port: int
+    database_url_secret: str | None
+    api_key_secret: str | None
 
 
 def render_k8s(
@@ -355,6 +327,7 @@ def render_k8s(
         "data_pvc": options.get("data_pvc"),
         "data_dir": DATA_DIR,
         "scheduled": scheduled,
+        "database_url_secret": options.get("database_url_secret"),
         "jobs": list(registry_of(chute).jobs.values()),
     }
     return render_template("k8s.yaml.j2", context | (extra or {}), templates_dir)
