@@ -272,6 +272,7 @@ def k8s_documents(
         wake_query=wake_query,
         database_cidr=database_cidr,
         database_port=database_port,
+        database_url_secret=database_url_secret,
     )
     documents += cronjobs(
         chute, labels=labels, namespace=namespace, service=_service_name(chute), timezone=timezone, uid=UID,
