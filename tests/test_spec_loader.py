@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from chutes.chute import Chute
 from chutes.spec import SpecError, check_spec, load_spec
+from chutes.testing import ChuteTestClient, assert_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(path for path in (ROOT / "specs").rglob("chute.*") if path.suffix in (".toml", ".yaml", ".yml"))
@@ -88,10 +89,30 @@ def test_textkit_spec_serves_hooks_cords_streams_jobs_and_websockets() -> None:
     assert chute.model is None  # the shutdown hook ran
 
 
+def test_textkit_spec_jobs_run_and_fire_on_schedule() -> None:
+    chute = load_spec(ROOT / "specs" / "textkit" / "chute.toml")
+    with ChuteTestClient(chute) as client:
+        retrained = client.run_job("retrain", corpus="a b a c")
+        assert_run(retrained, "completed", attempts=1, result={"vocabulary": 2})
+        assert client.post("/_jobs/retrain", json={}).status_code == 422
+        assert client.runs("nightly-report") == []
+        client.clock.advance(2 * 3600)  # the clock starts at midnight UTC; the report is due at 02:00
+        [report] = client.runs("nightly-report")
+        assert_run(report, "completed", attempts=1)
+        assert report.data["scheduled_for"] == "2025-01-01T02:00:00.000Z"
+        client.clock.advance(24 * 3600)
+        assert len(client.runs("nightly-report", status="completed")) == 2
+
+
 def test_wordcount_yaml_spec_serves() -> None:
     with TestClient(load_spec(ROOT / "specs" / "wordcount" / "chute.yaml")) as client:
         answer = client.post("/top", json={"text": "a b a c a b", "n": 2}).json()
         assert answer == {"words": [["a", 3], ["b", 2]], "total": 6}
+
+
+def test_wordcount_yaml_spec_job_runs() -> None:
+    with ChuteTestClient(load_spec(ROOT / "specs" / "wordcount" / "chute.yaml")) as client:
+        assert_run(client.run_job("tally", texts=["a b", "c"]), "completed", result={"texts": 2, "words": 3})
 
 
 def test_readme_file_beside_the_spec_is_read() -> None:

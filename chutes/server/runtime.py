@@ -30,6 +30,7 @@ from chutes.settings import Settings
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
+    from chutes.jobs.clock import Clock
     from chutes.jobs.service import JobService
 
 logger = logging.getLogger("chutes.server")
@@ -43,6 +44,10 @@ class Runtime:
         self.ready = False
         self.draining = False
         self.jobs: JobService | None = None
+        self.clock: Clock | None = None
+        """The job service's clock; None for the system clock (``chutes.testing`` sets a fake one)."""
+        self.setting_overrides: dict[str, Any] = {}
+        """Settings that win over the environment at the next start (``chutes.testing`` sets a few)."""
         self._stopping: asyncio.Task[None] | None = None
         self._job_routes: list[BaseRoute] = []
         # The environment is read again in startup(), where a bad value fails the start cleanly (an
@@ -141,7 +146,7 @@ class Runtime:
         """Read settings, run the startup hooks, start jobs, then build the serving stack and turn ready."""
         self.ready = False
         self.draining = False
-        self._configure(Settings.load())
+        self._configure(Settings.load(**self.setting_overrides))
         await run_hooks(registry_of(self.chute).startup_hooks, self.chute)
         await self._start_jobs()
         # Hooks may have added middleware, routes or exception handlers: build the stack only now.
@@ -161,7 +166,7 @@ class Runtime:
         for route in self._job_routes:  # a previous lifespan of the same chute (tests reuse chutes)
             if route in app.router.routes:
                 app.router.routes.remove(route)
-        service = JobService(self.chute, self.settings, self.metrics.registry)
+        service = JobService(self.chute, self.settings, self.metrics.registry, self.clock)
         await service.start()
         before = list(app.router.routes)
         app.include_router(build_router(service))
