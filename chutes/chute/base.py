@@ -212,7 +212,10 @@ class Chute(DeploymentProperties, FastAPIMethods):
         there are kept with the run (``GET /_jobs/runs/{id}/files``) when the job's ``upload`` is true.
         """
         folder = current_output_dir.get()
-        return None if folder is None else str(folder)
+        if folder is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)  # made on first use: jobs writing no files cost nothing
+        return str(folder)
 
     # -- decorators ---------------------------------------------------------------------------------
 
