@@ -109,7 +109,7 @@ class Chute(DeploymentProperties, FastAPIMethods):
         **kwargs: Any,
     ) -> None:
         # The deployment keywords (max_instances ... lock_modules) are the published SDK's, with its ranges;
-        # they shape the generated manifests (README, "Deployment keywords") and never reach FastAPI.
+        # they shape the generated manifests (README: "Chutes written for the chutes SDK"), never FastAPI.
         self._config = ChuteConfig(
             username=username,
             name=name,
