@@ -252,6 +252,8 @@ def main() -> int:
         ratio = rate / float(results["chute"]["per_second"])
         verdict &= ratio >= 2.2
         print(f"batched chute / unbatched cord: {ratio:.2f}x (target >= 2.20)")
+        ratio = float(chute["per_cpu_second"]) / float(results["chute"]["per_cpu_second"])
+        print(f"batched chute / unbatched cord per server CPU-second: {ratio:.2f}x")
     print(f"batched chute / model ceiling: {rate / best_ceiling:.2f} per second, "
           f"{float(chute['per_cpu_second']) / best_cpu_ceiling:.2f} per CPU-second")  # fmt: skip
     print("PASS" if verdict else "FAIL (on a loaded machine, rerun in a quiet window before concluding)")

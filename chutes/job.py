@@ -211,6 +211,7 @@ class Job:
                 for key, value in data.items():
                     kwargs.setdefault(key, value)
             if output_dir is not None:
+                output_dir.mkdir(parents=True, exist_ok=True)
                 kwargs["output_dir"] = str(output_dir)
         return kwargs
 

@@ -42,8 +42,8 @@ async def opaque(self):
 @chute.job(retry_count=0)
 async def cancels_itself(self):
     import os
-    from chutes.jobs.sqlite_store import SqliteBackend
-    store = SqliteBackend(Path(os.environ["CHUTES_DATA_DIR"]) / "cli-test.jobs.sqlite3")
+    from chutes.jobs.store import open_backend
+    store = open_backend(os.environ.get("CHUTES_DATABASE_URL"), Path(os.environ["CHUTES_DATA_DIR"]), "cli-test")
     [run] = store.runs(status="running")
     store.cancel(run.id, 0.0)  # as the API of a server sharing the store would
     return "too late"
@@ -55,11 +55,14 @@ async def greet(self, name: str) -> str:
 
 
 @pytest.fixture
-def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_env: dict[str, str]) -> Iterator[str]:
+    """The CLI chute, its runs in each store in turn."""
     name = f"cli_chute_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{name}.py").write_text(MODULE)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHUTES_DATA_DIR", str(tmp_path / "data"))
+    if store_env:
+        monkeypatch.setenv("CHUTES_DATABASE_URL", store_env["database_url"])
     monkeypatch.setenv("CHUTES_JOB_BACKOFF", "0")
     yield f"{name}:chute"
     sys.modules.pop(name, None)
@@ -76,13 +79,13 @@ def test_list(target: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_prints_the_result_and_runs_the_hooks(
-    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_env: dict[str, str]
 ) -> None:
     assert main(["jobs", "run", target, "scale", "--input", '{"value": 4}']) == 0
     assert json.loads(capsys.readouterr().out) == {"scaled": 40}
     assert (tmp_path / "started").exists()
     assert (tmp_path / "stopped").exists()
-    assert (tmp_path / "data" / "cli-test.jobs.sqlite3").exists()
+    assert (tmp_path / "data" / "cli-test.jobs.sqlite3").exists() is not bool(store_env)
 
 
 def test_run_failure_exits_1_with_the_error(target: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,6 +150,7 @@ def test_an_unusable_data_directory_is_a_clean_error(
 ) -> None:
     (tmp_path / "blocker").write_text("a file, not a folder")
     monkeypatch.setenv("CHUTES_DATA_DIR", str(tmp_path / "blocker" / "data"))
+    monkeypatch.delenv("CHUTES_DATABASE_URL", raising=False)  # the data directory holds the SQLite store
     assert main(["jobs", "submit", target, "scale"]) == 1
     assert capsys.readouterr().err.startswith("error: cannot open the job store at ")
     assert main(["jobs", "run", target, "scale"]) == 1

@@ -377,3 +377,39 @@ def test_a_cancelled_error_raised_by_the_job_itself_is_an_ordinary_failure(store
     clock = ManualClock(0.0)
     run = execute(store, make_runner(store, clock, backoff=0.0), clock, "self_cancelled")
     assert (run.status, run.attempts, run.error) == ("failed", 1, "CancelledError: upstream gave up")
+
+
+@chute.job(retry_count=2)
+async def gated(self: Chute) -> str:
+    await gates["stale"].wait()
+    return "stale"
+
+
+gates: dict[str, asyncio.Event] = {}
+
+
+def test_a_stale_attempt_s_result_is_discarded_and_logged(store: RunStore, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        gates["stale"] = asyncio.Event()
+        clock = ManualClock(0.0)
+        runner = make_runner(store, clock)
+        await store.submit("gated", "{}", 3, "api", 0.0)
+        run = await store.claim(runner.owner, ["gated"], 0.0, runner.lease_until())
+        assert run is not None
+        task = asyncio.create_task(runner.execute(run))
+        await asyncio.sleep(0.01)
+        # Another process decides this attempt is lost and runs the run itself.
+        await store.recover(100.0, lambda owner, lease_until: True)
+        taken = await store.claim("elsewhere", ["gated"], 100.0, 130.0)
+        assert taken is not None
+        assert taken.token is not None
+        gates["stale"].set()  # the stale attempt ends and tries to record its result
+        await asyncio.wait_for(task, 5)
+        current = await store.get(run.id)
+        assert current is not None
+        assert (current.status, current.owner, current.result) == ("running", "elsewhere", None)
+        assert await store.complete(run.id, taken.token, '"live"', 101.0)
+        assert (await store.get(run.id)).result == "live"  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+    assert "after its run was cancelled or taken over; its outcome is discarded" in caplog.text

@@ -296,3 +296,53 @@ def test_a_store_locked_by_another_process_waits_then_fails_clearly(tmp_path: Pa
         holder.execute("ROLLBACK")
         holder.close()
     SqliteBackend(path, timeout=0.01).close()
+
+
+def test_a_store_of_the_first_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    from chutes.jobs.sqlite_store import _MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(_MIGRATIONS[0])  # a file written before attempt tokens, backoff and files existed
+    db.execute(
+        "INSERT INTO runs (id, job, input, status, attempts, max_attempts, trigger, created_at) "
+        "VALUES ('old', 'add', '{}', 'queued', 0, 2, 'api', 1.0)"
+    )
+    db.commit()
+    db.close()
+    store = SqliteBackend(path)
+    run = store.get("old")
+    assert run is not None
+    assert (run.status, run.token, run.available_at) == ("queued", None, 0.0)
+    claimed = store.claim("me", ["add"], 5.0, 35.0)
+    assert claimed is not None
+    assert claimed.token is not None
+    assert store.complete("old", claimed.token, "1", 6.0, [("a.txt", b"a")])
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    newer = sqlite3.connect(path)
+    newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer.close()
+    with pytest.raises(RunStoreError, match="newer than this version of chutes knows"):
+        SqliteBackend(path)
+
+
+def test_postgres_schemas_are_per_chute_and_versioned(postgres_cluster: object, database_url: str) -> None:
+    import psycopg
+
+    from chutes.jobs.postgres_store import SCHEMA_VERSION as PG_VERSION
+    from chutes.jobs.postgres_store import PostgresBackend, redact, schema_name
+
+    one, two = PostgresBackend(database_url, "chute-one"), PostgresBackend(database_url, "chute-two")
+    one.submit("add", "{}", 1, "api", 1.0)
+    assert two.queued_counts() == {}  # another chute's runs are not ours to claim or fail
+    assert schema_name("chute-one") == "chutes_chute_one"
+    assert len(schema_name("x" * 63)) <= 63
+    assert redact("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
+    with psycopg.connect(database_url) as db:
+        version = db.execute(b"SELECT version FROM chutes_chute_one.chutes_schema").fetchone()
+    assert version == (PG_VERSION,)
+    one.close()
+    two.close()
+    with pytest.raises(RunStoreError, match=r"cannot open the job store at postgresql://postgres:\*\*\*@"):
+        PostgresBackend(database_url.replace("postgres@", "postgres:pw@").rsplit("/", 1)[0] + "/missing", "x")

@@ -209,3 +209,29 @@ def test_cli_k8s_keda(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     scaled = only(documents, "ScaledObject")
     assert scaled["spec"]["triggers"][0]["metadata"]["serverAddress"] == "http://prom:9090"
     assert only(documents, "NetworkPolicy")["spec"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.1.0.0/16"}}]
+
+
+def test_a_selector_of_amd_cards_only_cannot_become_nvidia_manifests() -> None:
+    with pytest.raises(RenderError, match="allows only mi300x; include an NVIDIA card"):
+        k8s_documents(make(node_selector=NodeSelector(include=["mi300x"])))
+
+
+def test_autoscaling_a_chute_with_jobs_needs_a_shared_job_database() -> None:
+    chute = make(max_instances=4)
+
+    @chute.job()
+    async def tidy(self: Chute) -> None:
+        return None
+
+    with pytest.raises(RenderError, match="max_instances = 4 lets the autoscaler run several replicas"):
+        k8s_documents(chute)
+    kinds_with_database = kinds(k8s_documents(chute, database_url_secret="jobs-db"))
+    assert "HorizontalPodAutoscaler" in kinds_with_database
+
+
+def test_an_egress_policy_must_not_cut_the_pods_off_their_job_database() -> None:
+    chute = make(allow_external_egress=False)
+    with pytest.raises(RenderError, match="would block the job database"):
+        k8s_documents(chute, database_url_secret="jobs-db")
+    policy = only(k8s_documents(chute, database_url_secret="jobs-db", database_cidr="10.0.3.7/32"), "NetworkPolicy")
+    assert policy["spec"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.3.7/32"}}]

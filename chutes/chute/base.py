@@ -109,7 +109,7 @@ class Chute(DeploymentProperties, FastAPIMethods):
         **kwargs: Any,
     ) -> None:
         # The deployment keywords (max_instances ... lock_modules) are the published SDK's, with its ranges;
-        # they shape the generated manifests (README, "Deployment keywords") and never reach FastAPI.
+        # they shape the generated manifests (README: "Chutes written for the chutes SDK"), never FastAPI.
         self._config = ChuteConfig(
             username=username,
             name=name,
@@ -218,7 +218,10 @@ class Chute(DeploymentProperties, FastAPIMethods):
         there are kept with the run (``GET /_jobs/runs/{id}/files``) when the job's ``upload`` is true.
         """
         folder = current_output_dir.get()
-        return None if folder is None else str(folder)
+        if folder is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)  # made on first use: jobs writing no files cost nothing
+        return str(folder)
 
     # -- decorators ---------------------------------------------------------------------------------
 

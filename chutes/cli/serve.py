@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chutes.server.shared_metrics import ENV as SHARED_METRICS_ENV
 from chutes.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,6 +66,10 @@ def serve_target(
     if reload or workers > 1:
         # Check the target once up front so a bad spec fails here with a clean message, not in a worker.
         load_target(target)
+        shared = None
+        if workers > 1 and not os.environ.get(SHARED_METRICS_ENV):
+            # The workers pool their metrics here, so /_metrics reports the whole server whichever answers.
+            shared = os.environ[SHARED_METRICS_ENV] = tempfile.mkdtemp(prefix="chutes-metrics-")
         spec_path = is_spec_path(target)
         os.environ[TARGET_ENV] = str(Path(target).resolve()) if spec_path else target
         # Handlers resolve from the spec's folder, then the current one: watch both.
@@ -78,6 +85,8 @@ def serve_target(
             log_level=log_level,
             **options,
         )
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
         return
     uvicorn.run(_frozen(load_target(target)), host=host, port=port, log_level=log_level, **options)
 

@@ -135,7 +135,7 @@ class Runner:
     async def _execute(self, run: Run) -> None:
         job = registry_of(self.chute).jobs[run.name]
         token = run.token or ""
-        folder = outputs.create(self.outputs_dir, run.id)
+        folder = outputs.path(self.outputs_dir, run.id, token or run.id)
         in_attempt = True
         try:
             outcome = await self._attempt(job, run, folder)

@@ -12,6 +12,7 @@ included, and returns the finished :class:`~chutes.jobs.runs.Run`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import threading
@@ -44,6 +45,38 @@ __all__ = ["JobService", "UnknownJobError", "input_json"]
 POLL_SECONDS: Final = 0.25  # how often an idle worker looks for runs queued by other processes (or due retries)
 HEARTBEAT_SECONDS: Final = 2.0  # orphan recovery, queue gauge, database clock, store health
 PRUNE_SECONDS: Final = 300.0  # how often finished runs past their retention are deleted
+
+
+class _IdleWorkers:
+    """Idle workers waiting for a run; each queued run wakes one of them, not all (no herd of empty claims)."""
+
+    def __init__(self, workers: int) -> None:
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._missed = 0  # wakes that found every worker busy: the next ones to go idle claim again at once
+        self._limit = workers
+
+    async def wait(self, timeout: float) -> None:
+        """Wait until woken, or ``timeout`` seconds (workers also poll for runs of other processes)."""
+        if self._missed:
+            self._missed -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def wake(self, count: int = 1) -> None:
+        """Wake ``count`` idle workers."""
+        while count and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+        self._missed = min(self._limit, self._missed + count)
 
 
 class UnknownJobError(ChutesError, LookupError):
@@ -100,7 +133,7 @@ class JobService:
         self.runner: Runner | None = None
         self.scheduler: Scheduler | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._wake: asyncio.Event | None = None
+        self._idle: _IdleWorkers | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._listener: threading.Thread | None = None
@@ -141,7 +174,7 @@ class JobService:
             registry_of(self.chute).jobs.values(), store, self.clock, zone, on_fire=lambda run: self.wake()
         )
         self.metrics.watch_queue(list(registry_of(self.chute).jobs))
-        self._wake = asyncio.Event()
+        self._idle = _IdleWorkers(self.settings.job_workers)
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         listen = getattr(store.backend, "listen", None)
@@ -178,7 +211,7 @@ class JobService:
         if store is None or runner is None:
             return
         self._stopping = True
-        self.wake()
+        self.wake(self.settings.job_workers)
         for background in self._tasks:
             if background.get_name() == "chutes-jobs-scheduler":
                 background.cancel()  # no new firings while draining
@@ -198,10 +231,10 @@ class JobService:
         self.store = self.runner = self.scheduler = None
         self._listener = None
 
-    def wake(self) -> None:
-        """Tell idle workers that a run was queued."""
-        if self._wake is not None:
-            self._wake.set()
+    def wake(self, count: int = 1) -> None:
+        """Tell ``count`` idle workers that runs were queued."""
+        if self._idle is not None:
+            self._idle.wake(count)
 
     def _wake_threadsafe(self) -> None:
         loop = self._loop
@@ -212,11 +245,10 @@ class JobService:
     async def _work(self) -> None:
         assert self.store is not None
         assert self.runner is not None
-        assert self._wake is not None
-        store, runner, wake = self.store, self.runner, self._wake
+        assert self._idle is not None
+        store, runner, idle = self.store, self.runner, self._idle
         names = list(registry_of(self.chute).jobs)
         while not self._stopping:
-            wake.clear()
             try:
                 run = await store.claim(runner.owner, names, self.clock.time(), runner.lease_until())
             except StoreUnavailableError as exc:
@@ -227,8 +259,7 @@ class JobService:
                 self.chute.logger.exception("jobs: worker error")
                 run = None
             if run is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+                await idle.wait(POLL_SECONDS)
                 continue
             try:
                 await runner.execute(run)
@@ -251,8 +282,8 @@ class JobService:
         runner, store = self.runner, self.store
         if runner is None or store is None:
             return
-        if await runner.recover():
-            self.wake()
+        if changed := await runner.recover():
+            self.wake(len(changed))
         self.metrics.queued = await store.queued_counts()
         if isinstance(self.clock, OffsetClock) and (db_time := await store.time()) is not None:
             self.clock.offset += db_time - self.clock.time()

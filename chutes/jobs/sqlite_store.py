@@ -181,13 +181,22 @@ class SqliteBackend:
             return None
         marks = ", ".join("?" * len(jobs))
         only = "" if run_id is None else "AND id = ? "
+        extra = [] if run_id is None else [run_id]
+        with self._lock:
+            # A read first: an idle worker's poll finds nothing without taking the write lock.
+            available = self._db.execute(
+                f"SELECT 1 FROM runs WHERE status = 'queued' AND job IN ({marks}) AND available_at <= ? {only}LIMIT 1",
+                (*jobs, now, *extra),
+            ).fetchone()
+        if available is None:
+            return None
         # One statement is one write transaction: two processes can never both take the same run.
         return self._one(
             "UPDATE runs SET status = 'running', owner = ?, lease_until = ?, token = ?, attempts = attempts + 1, "
             "started_at = COALESCE(started_at, ?) "
             f"WHERE seq = (SELECT seq FROM runs WHERE status = 'queued' AND job IN ({marks}) AND available_at <= ? "
             f"{only}ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING {COLUMNS}",
-            (owner, lease_until, uuid.uuid4().hex, now, *jobs, now, *([] if run_id is None else [run_id])),
+            (owner, lease_until, uuid.uuid4().hex, now, *jobs, now, *extra),
         )
 
     def next_available(self, jobs: Sequence[str]) -> float | None:

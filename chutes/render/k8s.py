@@ -65,6 +65,12 @@ def _affinity(chute: Chute) -> dict[str, Any] | None:
     narrowed = selector.include is not None or selector.max_hourly_price_per_gpu is not None
     if narrowed:
         values = [label for gpu in selector.matching_gpus() for label in product_labels(gpu)]
+        if not values:
+            names = ", ".join(gpu.name for gpu in selector.matching_gpus())
+            raise RenderError(
+                f"the manifests request NVIDIA GPUs (nvidia.com/gpu), and the node selector allows only {names}; "
+                "include an NVIDIA card"
+            )
         expressions.append({"key": PRODUCT_LABEL, "operator": "In", "values": values})
     elif selector.exclude:
         values = [label for name in selector.exclude for label in product_labels(CATALOG[name])]
@@ -266,6 +272,7 @@ def k8s_documents(
         wake_query=wake_query,
         database_cidr=database_cidr,
         database_port=database_port,
+        database_url_secret=database_url_secret,
     )
     documents += cronjobs(
         chute, labels=labels, namespace=namespace, service=_service_name(chute), timezone=timezone, uid=UID,

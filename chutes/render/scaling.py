@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from chutes.chute.registry import registry_of
 from chutes.render.quoting import RenderError
 
 if TYPE_CHECKING:
@@ -230,9 +231,27 @@ def scaling_documents(
     wake_query: str | None = None,
     database_cidr: str | None = None,
     database_port: int = 5432,
+    database_url_secret: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object the deployment keywords call for, in order: autoscaler or ScaledObject, NetworkPolicy."""
+    """Every object the deployment keywords call for, in order: autoscaler or ScaledObject, NetworkPolicy.
+
+    Raises:
+        RenderError: The objects could not work together: an autoscaler running several replicas of a chute
+            with jobs on per-pod SQLite stores, or a NetworkPolicy that would cut the pods off their job database.
+    """
     documents: list[dict[str, Any]] = []
+    scales_out = chute.max_instances is not None and chute.max_instances > 1
+    if scales_out and database_url_secret is None and registry_of(chute).jobs:
+        raise RenderError(
+            f"max_instances = {chute.max_instances} lets the autoscaler run several replicas, and a chute with "
+            "jobs then needs a shared job database (each pod's SQLite file is its own): give "
+            "--database-url-secret NAME"
+        )
+    if not chute.allow_external_egress and database_url_secret is not None and database_cidr is None:
+        raise RenderError(
+            "allow_external_egress = false makes a NetworkPolicy that would block the job database: give its "
+            "address with --database-cidr (and --database-port unless 5432)"
+        )
     if chute.max_instances is not None:
         if keda:
             documents.append(scaled_object(chute, dict(metadata), namespace, prometheus_url, wake_query))

@@ -114,8 +114,3 @@ class Batched:
             return await core.fail(call, exc)
         await send_bytes(call.send, 200, payload, JSON, [call.id_header])
         return 200
-
-    async def aclose(self) -> None:
-        """Cancel queued calls and wait for running batches."""
-        if self.batcher is not None:
-            await self.batcher.aclose()

@@ -7,14 +7,18 @@ into the client library.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from chutes.server.admission import Admission
+from chutes.server.shared_metrics import ENV as SHARED_ENV
+from chutes.server.shared_metrics import SharedMetrics
 
 BATCH_SIZE_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0)
 BATCH_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -153,6 +157,8 @@ class Metrics:
         queued.set_function(lambda: admission.queued)
         capacity = Gauge("chutes_concurrency", "Cord calls allowed at once.", registry=self.registry)
         capacity.set(admission.capacity)
+        folder = os.environ.get(SHARED_ENV)
+        self.shared = SharedMetrics(Path(folder), self.registry) if folder else None
 
     def cord_stats(self, path: str, method: str) -> CordStats:
         """The stats record of one cord, exported at scrape time."""
@@ -167,5 +173,7 @@ class Metrics:
         return stats
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
+        """The Prometheus text exposition: this process's, or the whole server's under ``serve --workers``."""
+        if self.shared is not None:
+            return self.shared.render()
         return generate_latest(self.registry)

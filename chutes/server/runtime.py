@@ -158,6 +158,8 @@ class Runtime:
         self._stopping = None
         self._sigterm = Drain(self.settings.drain_seconds, on_drain=self._unready, on_exit=self._stop_jobs)
         self._sigterm.install()
+        if self.metrics.shared is not None:
+            self.metrics.shared.start()
         declared = registry_of(self.chute)
         logger.info("chute %s ready: %d cords, %d jobs", self.chute.name, len(declared.cords), len(declared.jobs))
 
@@ -189,6 +191,8 @@ class Runtime:
         self._unready()
         self._sigterm.uninstall()
         self._stop_jobs()
+        if self.metrics.shared is not None:
+            await self.metrics.shared.stop()
         if self._stopping is not None:
             await self._stopping
 
