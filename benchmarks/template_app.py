@@ -24,7 +24,11 @@ chute = build_vllm_chute(
         "tool_call_parser": "hermes",
         "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
     },
-    engine_command=VLLM_SERVER,
+    # bench_templates.py gives the engine cores of its own (taskset) so that the chute's relay and the load
+    # generator never preempt vLLM's OpenMP threads, as on a GPU node where the engine runs elsewhere.
+    engine_command=["taskset", "-c", os.environ["BENCH_ENGINE_CPUS"], *VLLM_SERVER]
+    if os.environ.get("BENCH_ENGINE_CPUS")
+    else VLLM_SERVER,
     concurrency=64,
 )
 

@@ -109,7 +109,7 @@ def fake_chute(tmp_path: Path, builder: Callable[..., EngineChute] = build_vllm_
 
 
 def test_ready_waits_for_the_engine_and_health_asks_it(tmp_path: Path) -> None:
-    chute = fake_chute(tmp_path, engine_args={"startup_delay": 1.0, "tool_call_parser": "hermes"})
+    chute = fake_chute(tmp_path, engine_args={"startup_delay": 3.0, "tool_call_parser": "hermes"})
     with TestClient(chute) as client:
         assert client.get("/_ready").status_code == 503  # the engine is still starting
         assert client.get("/_health").json()["status"] == "unhealthy"
