@@ -112,6 +112,10 @@ def start(server: Server, port: int, log: Path) -> subprocess.Popen[bytes]:
                     raise RuntimeError(f"{server.name} answered something that is not one {DIMENSIONS}-d embedding")
                 return proc
         except urllib.error.HTTPError as exc:
+            if exc.code in (404, 503):  # listening, but the model's route is not up yet (Ray's proxy)
+                time.sleep(0.5)
+                continue
+            stop(proc)
             raise RuntimeError(f"{server.name} answered {exc.code}: {exc.read()[:300]!r}") from None
         except OSError:
             time.sleep(0.5)
