@@ -212,7 +212,7 @@ class HandlerSignature:
 
     def bind_json(self, body: bytes) -> dict[str, Any]:
         """Validate a JSON body and return the handler's keyword arguments; raises ``ValidationError``."""
-        if not body.strip():
+        if not body or body.isspace():  # as `not body.strip()`, without copying the body
             body = b"{}"
         if self.kind is BindingKind.FIELDS:
             assert self.model is not None

@@ -426,7 +426,11 @@ class Chute(DeploymentProperties, FastAPIMethods):
         runtime = self._runtime
         if runtime is None:
             runtime = self._serving()
-        await runtime(scope, receive, send)
+        if scope["type"] == "http":  # Runtime.__call__ inlined: one coroutine frame less on every request
+            scope["app"] = self.app
+            await runtime.guard.http(scope, receive, send)
+        else:
+            await runtime(scope, receive, send)
 
     def lifespan(self, app: object = None) -> contextlib.AbstractAsyncContextManager[None]:
         """Start and stop this chute from another app's lifespan: ``FastAPI(lifespan=chute.lifespan)``.

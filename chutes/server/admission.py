@@ -52,7 +52,8 @@ class Admission:
 
     def enter(self) -> bool:
         """Admit a call (before reading its body); ``False`` when the server is full: answer 429."""
-        if self.places >= self.max_places:
+        # max_places inlined: read on every call
+        if self.places >= self.capacity + (self.queue_size if self.queue_wait > 0 else 0):
             return False
         self.places += 1
         return True

@@ -51,7 +51,7 @@ class Watchdog:
     def watch(self, task: asyncio.Task[Any], receive: Receive, cancel: bool) -> Watch:
         """Register a starting call; pair with :meth:`forget` when it ends."""
         watch = Watch(task, receive, cancel)
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()  # the task's own loop: cheaper than asking for the running one
         self._due[watch] = loop.time() + self.delay
         if self._task is None:
             self._task = loop.create_task(self._run())

@@ -139,13 +139,24 @@ class Guard:
                 forwarded = value
             elif key == b"x-forwarded-proto":
                 proto = value
-        request_id = self._request_id(scope, sent_id)
+        # _request_id inlined: the hot path of every request.
+        request_id = sent_id if sent_id is not None and _VALID_ID(sent_id) else b"%s-%x" % (_ID_PREFIX, next(self._ids))
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = text = request_id.decode("latin-1")
+        set_request_id(text)
         route = self.routes.get((scope["method"], path))
         access = self.access.get(path, GUARDED)
         if access != OPEN:
             status = 0
             if self.limiting:
-                wait = self.limiter.check(self._client(scope, forwarded, proto))
+                if self.proxied:
+                    client = self._client(scope, forwarded, proto)
+                else:  # the peer's address, as _client finds it without trusted proxies
+                    peer = scope.get("client")
+                    client = peer[0] if peer else ""
+                wait = self.limiter.check(client)
                 if wait:
                     self.metrics.rejected.labels("rate_limited").inc()
                     headers = [(b"x-request-id", request_id), (b"retry-after", str(wait).encode())]

@@ -27,8 +27,14 @@ class RateLimiter:
     def check(self, client: str) -> int:
         """Take one token for ``client``; returns 0 when allowed, else the seconds to wait."""
         now = self._clock()
-        tokens, last = self._buckets.get(client, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - last) * self._rate)
+        full = float(self.per_minute)
+        bucket = self._buckets.get(client)
+        if bucket is None:  # a new client starts with a full bucket
+            tokens = full
+        else:  # no tuple built nor min() called: this runs on every request
+            tokens = bucket[0] + (now - bucket[1]) * self._rate
+            if tokens > full:
+                tokens = full
         if tokens >= 1.0:
             if len(self._buckets) >= self._max_clients and client not in self._buckets:
                 self._buckets.clear()  # bounded memory under address churn; resetting only forgives
