@@ -73,7 +73,7 @@ def test_builders_derive_the_name_and_build_the_engines_command() -> None:
     command = vllm.command(4321, "KEY")
     assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert command[3:] == [
-        "--model", "unsloth/Llama-3.2-1B-Instruct", "--host", "127.0.0.1", "--port", "4321", "--api-key", "KEY",
+        "--model", "unsloth/Llama-3.2-1B-Instruct", "--host", "127.0.0.1", "--port", "4321", "--api-key=KEY",
         "--revision", "abc",
     ]  # fmt: skip
     sglang = build_sglang_chute(username="me", name="chat", model_name="Qwen/Qwen3-8B", engine_args="--tp 2")
@@ -255,3 +255,13 @@ def test_the_sglang_template_serves_through_its_engine(tmp_path: Path) -> None:
     started = next(e for e in events(tmp_path / "engine.jsonl") if e["event"] == "started")
     assert started["argv"][:2] == ["--model-path", "org/Fake"]
     assert started["argv"][-2:] == ["--context-length", "4096"]
+
+
+def test_an_api_key_beginning_with_a_dash_reaches_the_engine_whole(tmp_path: Path) -> None:
+    import argparse
+
+    command = fake_chute(tmp_path).command(8001, "-Kx_9")
+    parser = argparse.ArgumentParser()  # how vLLM's and SGLang's servers read their flags
+    parser.add_argument("--api-key")
+    known, _ = parser.parse_known_args(command)
+    assert known.api_key == "-Kx_9"

@@ -218,7 +218,8 @@ class EngineChute(Chute):
         """The full command line of the engine's server on ``port`` with ``api_key``."""
         base = self._command or [sys.executable, "-m", self.kind.module]
         flags = [self.kind.model_flag, self.model_name, "--host", "127.0.0.1", "--port", str(port)]
-        flags += ["--api-key", api_key]
+        # One word, so that argparse never takes a key beginning with "-" for the next flag.
+        flags.append(f"--api-key={api_key}")
         if self.revision is not None:
             flags += ["--revision", self.revision]
         return [*base, *flags, *self.kind.default_flags, *self._flags]
@@ -237,7 +238,7 @@ class EngineChute(Chute):
     async def start_engine(self) -> None:
         """Startup hook: launch the engine's server; the chute turns ready once it answers its health route."""
         self._check_command()
-        port, api_key = free_port(), secrets.token_urlsafe(24)
+        port, api_key = free_port(), secrets.token_hex(24)
         # The key keeps other local processes off the engine; passthrough calls carry it.
         self._engine_headers = {"Authorization": f"Bearer {api_key}"}
         for cord in self._own_cords:
