@@ -20,9 +20,7 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,8 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port  # noqa: E402
-from tests.real_engine import ENGINE_ENV, build_tiny_model, vllm_available  # noqa: E402
+from benchmarks.template_server import served_template  # noqa: E402
 
 
 async def one_stream(client: httpx.AsyncClient, url: str, headers: dict[str, str], tokens: int) -> tuple[float, int]:
@@ -68,48 +65,27 @@ def main() -> None:
     parser.add_argument("--engine-cpus", default="0", help="cores for vLLM (taskset list); '' for no pinning")
     parser.add_argument("--client-cpus", default="1", help="cores for the chute and the load generator")
     args = parser.parse_args()
-    if not vllm_available():
-        raise SystemExit("vLLM's CPU build is not in .venv-vllm: run `make install-engines`")
-    with tempfile.TemporaryDirectory() as folder:
-        model = build_tiny_model(Path(folder) / "tiny")
-        port = free_port()
-        env = {**os.environ, **ENGINE_ENV, "BENCH_MODEL": str(model), "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "chutes", "serve", "benchmarks.template_app:chute", "--port", str(port)]
-        if args.engine_cpus:
-            env |= {"BENCH_ENGINE_CPUS": args.engine_cpus, "VLLM_CPU_OMP_THREADS_BIND": args.engine_cpus}
-        if args.client_cpus:
-            command = ["taskset", "-c", args.client_cpus, *command]
-            os.sched_setaffinity(0, {int(cpu) for cpu in args.client_cpus.split(",")})
-        chute = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 600
-            while True:
-                if chute.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the chute did not start")
-                try:
-                    if httpx.get(f"{base}/_ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            engine = httpx.get(f"{base}/bench/engine", timeout=10).json()
-            sides = {
-                "vLLM direct": (
-                    f"http://127.0.0.1:{engine['port']}/v1/completions",
-                    {"Authorization": f"Bearer {engine['key']}"},
-                ),
-                "template": (f"{base}/v1/completions", {}),
-            }
-            for url, headers in sides.values():  # warm both paths up
-                asyncio.run(load(url, headers, 2, 8))
-            figures: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
-            for _ in range(args.rounds):
-                for name, (url, headers) in sides.items():
-                    figures[name].append(asyncio.run(load(url, headers, args.streams, args.tokens)))
-        finally:
-            chute.terminate()
-            chute.wait(60)
+    env: dict[str, str] = {}
+    prefix: list[str] = []
+    if args.engine_cpus:
+        env = {"BENCH_ENGINE_CPUS": args.engine_cpus, "VLLM_CPU_OMP_THREADS_BIND": args.engine_cpus}
+    if args.client_cpus:
+        prefix = ["taskset", "-c", args.client_cpus]
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.client_cpus.split(",")})
+    with served_template(env, prefix) as (base, engine):
+        sides = {
+            "vLLM direct": (
+                f"http://127.0.0.1:{engine['port']}/v1/completions",
+                {"Authorization": f"Bearer {engine['key']}"},
+            ),
+            "template": (f"{base}/v1/completions", {}),
+        }
+        for url, headers in sides.values():  # warm both paths up
+            asyncio.run(load(url, headers, 2, 8))
+        figures: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+        for _ in range(args.rounds):
+            for name, (url, headers) in sides.items():
+                figures[name].append(asyncio.run(load(url, headers, args.streams, args.tokens)))
     print(f"{args.streams} concurrent streams x {args.tokens} tokens, {args.rounds} alternating rounds (median)")
     medians = {}
     for name, rounds in figures.items():
