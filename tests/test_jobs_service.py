@@ -468,7 +468,7 @@ def test_store_failures_are_unavailable_errors_and_health_recovers(
         await service.start()
         assert service.store is not None
         store = service.store
-        real = {name: getattr(store.backend, name) for name in ("submit", "claim")}
+        real = {name: getattr(store.backend, name) for name in ("submit_many", "claim_many")}
         fault = sqlite3.OperationalError("database or disk is full")
         if ENV:
             import psycopg

@@ -18,7 +18,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from chutes.jobs.runs import COLUMNS, Run, RunFile, RunFinishedError, RunNotFoundError, RunStoreError, Status, Trigger
+from chutes.jobs.runs import (
+    COLUMNS,
+    FinalOutcome,
+    Run,
+    RunFile,
+    RunFinishedError,
+    RunNotFoundError,
+    RunStoreError,
+    Submission,
+    Trigger,
+    queued_run,
+)
 from chutes.jobs.runs import make_run as _run
 from chutes.jobs.sqlite_store import orphan_error
 
@@ -54,6 +65,13 @@ _MIGRATIONS: Final = (
     BEGIN PERFORM pg_notify(TG_TABLE_SCHEMA, ''); RETURN NULL; END $$;
     CREATE TRIGGER runs_queued_notify AFTER INSERT OR UPDATE OF status ON runs
         FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION notify_queued();
+    """,
+    # The notification names the process that queued the run (its connections' ``chutes.sender``), so
+    # that process, which wakes its own workers already, does not claim again when it hears its own.
+    """
+    CREATE OR REPLACE FUNCTION notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify(TG_TABLE_SCHEMA, COALESCE(current_setting('chutes.sender', true), '')); RETURN NULL;
+    END $$;
     """,
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -97,7 +115,8 @@ class PostgresBackend:
         self.schema = schema_name(chute)
         self.where = f"{redact(url)} (CHUTES_DATABASE_URL), schema {self.schema}"
         self.unavailable: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
-        options = f"-c search_path={self.schema}"
+        self.sender = uuid.uuid4().hex  # the payload of the notifications this backend's writes send
+        options = f"-c search_path={self.schema} -c chutes.sender={self.sender}"
         self._connect_kwargs: dict[str, Any] = {"autocommit": True, "options": options, "connect_timeout": 10}
         try:
             self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
@@ -156,7 +175,10 @@ class PostgresBackend:
         return float(row[0])
 
     def listen(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` whenever a run of this chute becomes queued, until :meth:`close` (runs in a thread)."""
+        """Call ``wake`` whenever another process queues runs of this chute, until :meth:`close` (runs in a thread).
+
+        Runs this backend queued itself are not announced to it: its process wakes its own workers.
+        """
         psycopg = self._psycopg
         while not self._closed.is_set():
             try:
@@ -164,8 +186,9 @@ class PostgresBackend:
                     db.execute(f'LISTEN "{self.schema}"')
                     wake()  # runs queued while we were not listening
                     while not self._closed.is_set():
-                        for _ in db.notifies(timeout=0.5, stop_after=64):
-                            wake()
+                        for notify in db.notifies(timeout=0.5, stop_after=64):
+                            if notify.payload != self.sender:
+                                wake()
             except psycopg.Error:
                 self._closed.wait(1.0)  # the database is down: polling still finds runs; try again
 
@@ -186,8 +209,21 @@ class PostgresBackend:
             b"VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s)",
             (run_id, job, input_json, max_attempts, trigger, scheduled_for, now, now),
         )
-        return Run(run_id, job, input_json, "queued", 0, max_attempts, None, None, trigger, scheduled_for, now,
-                   None, None, None, None, None, now)  # fmt: skip
+        return queued_run(run_id, job, input_json, max_attempts, trigger, now, scheduled_for)
+
+    def submit_many(self, items: Sequence[Submission]) -> list[Run]:
+        """Queue several runs with one statement (one round trip, one commit)."""
+        run_ids = [uuid.uuid4().hex for _ in items]
+        jobs, inputs, attempts, triggers, nows = zip(*items, strict=True) if items else ((), (), (), (), ())
+        with self._conn() as db:
+            db.execute(
+                b"INSERT INTO runs (id, job, input, status, max_attempts, trigger, created_at, available_at) "
+                b"SELECT id, job, input, 'queued', max_attempts, trigger, now, now "
+                b"FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::float8[]) "
+                b"AS item(id, job, input, max_attempts, trigger, now)",
+                (run_ids, list(jobs), list(inputs), list(attempts), list(triggers), list(nows)),
+            )
+        return [queued_run(run_id, *item) for run_id, item in zip(run_ids, items, strict=True)]
 
     def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float, owner: str,
               lease_until: float) -> Run:  # fmt: skip
@@ -232,17 +268,26 @@ class PostgresBackend:
     def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,
               run_id: str | None = None) -> Run | None:  # fmt: skip
         """Atomically take the oldest available queued run of one of ``jobs`` (or ``run_id``) for its next attempt."""
-        if not jobs:
-            return None
+        return next(iter(self.claim_many(owner, jobs, now, lease_until, 1, run_id)), None)
+
+    def claim_many(self, owner: str, jobs: Sequence[str], now: float, lease_until: float, limit: int,
+                   run_id: str | None = None) -> list[Run]:  # fmt: skip
+        """Atomically take up to ``limit`` of the oldest available queued runs, each with a fresh attempt token."""
+        if not jobs or limit < 1:
+            return []
         only = "" if run_id is None else "AND id = %s "
-        # SKIP LOCKED: concurrent claimers each take a different row instead of queueing behind one.
-        return self._one(
-            "UPDATE runs SET status = 'running', owner = %s, lease_until = %s, token = %s, attempts = attempts + 1, "
-            "started_at = COALESCE(started_at, %s) "
-            "WHERE seq = (SELECT seq FROM runs WHERE status = 'queued' AND job = ANY(%s) AND available_at <= %s "
-            f"{only}ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING {COLUMNS}",
-            (owner, lease_until, uuid.uuid4().hex, now, list(jobs), now, *([] if run_id is None else [run_id])),
-        )
+        # SKIP LOCKED: concurrent claimers each take different rows instead of queueing behind one.
+        with self._conn() as db:
+            rows = db.execute(
+                "WITH picked AS (SELECT seq FROM runs WHERE status = 'queued' AND job = ANY(%s) "
+                f"AND available_at <= %s {only}ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "UPDATE runs SET status = 'running', owner = %s, lease_until = %s, "
+                "token = replace(gen_random_uuid()::text, '-', ''), attempts = attempts + 1, "
+                "started_at = COALESCE(started_at, %s) "
+                f"FROM picked WHERE runs.seq = picked.seq AND runs.status = 'queued' RETURNING {COLUMNS}".encode(),
+                (list(jobs), now, *([] if run_id is None else [run_id]), limit, owner, lease_until, now),
+            ).fetchall()
+        return [_run(row) for row in rows]
 
     def next_available(self, jobs: Sequence[str]) -> float | None:
         """When the earliest queued run of ``jobs`` may be claimed."""
@@ -255,14 +300,39 @@ class PostgresBackend:
     def complete(self, run_id: str, token: str, result_json: str, now: float,
                  files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
         """Mark the attempt holding ``token`` completed; ``False`` if it is no longer the run's live attempt."""
-        return self._finish(run_id, token, "completed", result_json, None, now, files)
+        return self.finish_many([FinalOutcome(run_id, token, "completed", result_json, None, now, files)])[0]
 
     def fail(self, run_id: str, token: str, error: str, now: float, files: Sequence[tuple[str, bytes]] = ()) -> bool:
         """Mark the attempt holding ``token`` failed for good; ``False`` if it is no longer the live attempt."""
-        return self._finish(run_id, token, "failed", None, error, now, files)
+        return self.finish_many([FinalOutcome(run_id, token, "failed", None, error, now, files)])[0]
 
-    def _finish(self, run_id: str, token: str, status: Status, result: str | None, error: str | None, now: float,
-                files: Sequence[tuple[str, bytes]]) -> bool:  # fmt: skip
+    def finish_many(self, outcomes: Sequence[FinalOutcome]) -> list[bool]:
+        """Record final outcomes, each only with its run's live token (``False``: not recorded).
+
+        Outcomes without files go in one statement; one with files is a transaction of its own.
+        """
+        plain = [outcome for outcome in outcomes if not outcome.files]
+        recorded: set[tuple[str, str]] = set()
+        if plain:
+            run_ids, tokens, statuses, results, errors, nows, _ = zip(*plain, strict=True)
+            with self._conn() as db:
+                rows = db.execute(
+                    b"UPDATE runs SET status = item.status, result = item.result, error = item.error, "
+                    b"finished_at = item.now, owner = NULL, lease_until = NULL, token = NULL "
+                    b"FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    b"AS item(id, token, status, result, error, now) "
+                    b"WHERE runs.id = item.id AND runs.status = 'running' AND runs.token = item.token "
+                    b"RETURNING item.id, item.token",
+                    (list(run_ids), list(tokens), list(statuses), list(results), list(errors), list(nows)),
+                ).fetchall()
+            recorded = {(row[0], row[1]) for row in rows}
+        return [
+            self._finish_with_files(outcome) if outcome.files else (outcome.run_id, outcome.token) in recorded
+            for outcome in outcomes
+        ]
+
+    def _finish_with_files(self, outcome: FinalOutcome) -> bool:
+        run_id, token, status, result, error, now, files = outcome
         with self._conn() as db, db.transaction():
             cursor = db.execute(
                 f"UPDATE runs SET status = %s, result = %s, error = %s, {_FINISH} "
@@ -271,13 +341,12 @@ class PostgresBackend:
             )
             if cursor.rowcount != 1:
                 return False
-            if files:
-                with db.cursor() as many:
-                    many.executemany(
-                        "INSERT INTO run_files (run_id, name, size, data) VALUES (%s, %s, %s, %s) "
-                        "ON CONFLICT (run_id, name) DO UPDATE SET size = EXCLUDED.size, data = EXCLUDED.data",
-                        [(run_id, name, len(data), data) for name, data in files],
-                    )
+            with db.cursor() as many:
+                many.executemany(
+                    "INSERT INTO run_files (run_id, name, size, data) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (run_id, name) DO UPDATE SET size = EXCLUDED.size, data = EXCLUDED.data",
+                    [(run_id, name, len(data), data) for name, data in files],
+                )
             return True
 
     def retry(self, run_id: str, token: str, error: str, available_at: float) -> bool:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from chutes.errors import ChutesError, StartupError
 
@@ -13,6 +14,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "STATUSES",
     "TRIGGERS",
+    "FinalOutcome",
     "Run",
     "RunFile",
     "RunFinishedError",
@@ -20,8 +22,10 @@ __all__ = [
     "RunStoreError",
     "Status",
     "StoreUnavailableError",
+    "Submission",
     "Trigger",
     "iso",
+    "queued_run",
 ]
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -142,6 +146,35 @@ class Run:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
         }
+
+
+class Submission(NamedTuple):
+    """A run to queue: what ``submit`` takes, one of a batch queued together."""
+
+    job: str
+    input_json: str
+    max_attempts: int
+    trigger: Trigger
+    now: float
+
+
+class FinalOutcome(NamedTuple):
+    """The final outcome of an attempt to record: what ``complete`` or ``fail`` takes, one of a batch."""
+
+    run_id: str
+    token: str
+    status: Literal["completed", "failed"]
+    result_json: str | None
+    error: str | None
+    now: float
+    files: Sequence[tuple[str, bytes]] = ()
+
+
+def queued_run(run_id: str, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float,
+               scheduled_for: int | None = None) -> Run:  # fmt: skip
+    """The run a store has just queued (without reading it back)."""
+    return Run(run_id, job, input_json, "queued", 0, max_attempts, None, None, trigger, scheduled_for, now,
+               None, None, None, None, None, now)  # fmt: skip
 
 
 def make_run(row: tuple[Any, ...]) -> Run:

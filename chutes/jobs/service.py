@@ -78,6 +78,10 @@ class _IdleWorkers:
                 count -= 1
         self._missed = min(self._limit, self._missed + count)
 
+    def wake_all(self) -> None:
+        """Wake every idle worker (or, all busy, the next to go idle): their claims go out as one batch."""
+        self.wake(max(1, len(self._waiters)))
+
 
 class UnknownJobError(ChutesError, LookupError):
     """The chute has no job of this name."""
@@ -237,10 +241,11 @@ class JobService:
             self._idle.wake(count)
 
     def _wake_threadsafe(self) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
+        # Another process queued runs (one notification per transaction, however many runs it queued).
+        loop, idle = self._loop, self._idle
+        if loop is not None and idle is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.wake)
+                loop.call_soon_threadsafe(idle.wake_all)
 
     async def _work(self) -> None:
         assert self.store is not None

@@ -16,7 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from chutes.jobs.runs import COLUMNS, Run, RunFile, RunFinishedError, RunNotFoundError, RunStoreError, Status, Trigger
+from chutes.jobs.runs import (
+    COLUMNS,
+    FinalOutcome,
+    Run,
+    RunFile,
+    RunFinishedError,
+    RunNotFoundError,
+    RunStoreError,
+    Submission,
+    Trigger,
+    queued_run,
+)
 from chutes.jobs.runs import make_run as _run
 
 __all__ = ["SCHEMA_VERSION", "SqliteBackend"]
@@ -127,6 +138,11 @@ class SqliteBackend:
         with self._lock:
             return self._insert(self._db, job, input_json, max_attempts, trigger, now, scheduled_for)
 
+    def submit_many(self, items: Sequence[Submission]) -> list[Run]:
+        """Queue several runs in one transaction (one commit for all of them)."""
+        with self._transaction() as db:
+            return [self._insert(db, *item, None) for item in items]
+
     def _insert(self, db: sqlite3.Connection, job: str, input_json: str, max_attempts: int, trigger: Trigger,
                 now: float, scheduled_for: int | None) -> Run:  # fmt: skip
         run_id = uuid.uuid4().hex
@@ -135,8 +151,7 @@ class SqliteBackend:
             "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
             (run_id, job, input_json, max_attempts, trigger, scheduled_for, now, now),
         )
-        return Run(run_id, job, input_json, "queued", 0, max_attempts, None, None, trigger, scheduled_for, now,
-                   None, None, None, None, None, now)  # fmt: skip
+        return queued_run(run_id, job, input_json, max_attempts, trigger, now, scheduled_for)
 
     def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float, owner: str,
               lease_until: float) -> Run:  # fmt: skip
@@ -177,8 +192,13 @@ class SqliteBackend:
     def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,
               run_id: str | None = None) -> Run | None:  # fmt: skip
         """Atomically take the oldest available queued run of one of ``jobs`` (or ``run_id``) for its next attempt."""
-        if not jobs:
-            return None
+        return next(iter(self.claim_many(owner, jobs, now, lease_until, 1, run_id)), None)
+
+    def claim_many(self, owner: str, jobs: Sequence[str], now: float, lease_until: float, limit: int,
+                   run_id: str | None = None) -> list[Run]:  # fmt: skip
+        """Atomically take up to ``limit`` of the oldest available queued runs, each with a fresh attempt token."""
+        if not jobs or limit < 1:
+            return []
         marks = ", ".join("?" * len(jobs))
         only = "" if run_id is None else "AND id = ? "
         extra = [] if run_id is None else [run_id]
@@ -188,16 +208,17 @@ class SqliteBackend:
                 f"SELECT 1 FROM runs WHERE status = 'queued' AND job IN ({marks}) AND available_at <= ? {only}LIMIT 1",
                 (*jobs, now, *extra),
             ).fetchone()
-        if available is None:
-            return None
-        # One statement is one write transaction: two processes can never both take the same run.
-        return self._one(
-            "UPDATE runs SET status = 'running', owner = ?, lease_until = ?, token = ?, attempts = attempts + 1, "
-            "started_at = COALESCE(started_at, ?) "
-            f"WHERE seq = (SELECT seq FROM runs WHERE status = 'queued' AND job IN ({marks}) AND available_at <= ? "
-            f"{only}ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING {COLUMNS}",
-            (owner, lease_until, uuid.uuid4().hex, now, *jobs, now, *extra),
-        )
+            if available is None:
+                return []
+            # One statement is one write transaction: two processes can never both take the same run.
+            rows = self._db.execute(
+                "UPDATE runs SET status = 'running', owner = ?, lease_until = ?, token = lower(hex(randomblob(16))), "
+                "attempts = attempts + 1, started_at = COALESCE(started_at, ?) "
+                f"WHERE seq IN (SELECT seq FROM runs WHERE status = 'queued' AND job IN ({marks}) "
+                f"AND available_at <= ? {only}ORDER BY seq LIMIT ?) AND status = 'queued' RETURNING {COLUMNS}",
+                (owner, lease_until, now, *jobs, now, *extra, limit),
+            ).fetchall()
+        return [_run(row) for row in rows]
 
     def next_available(self, jobs: Sequence[str]) -> float | None:
         """When the earliest queued run of ``jobs`` may be claimed."""
@@ -211,27 +232,31 @@ class SqliteBackend:
     def complete(self, run_id: str, token: str, result_json: str, now: float,
                  files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
         """Mark the attempt holding ``token`` completed; ``False`` if it is no longer the run's live attempt."""
-        return self._finish(run_id, token, "completed", result_json, None, now, files)
+        return self.finish_many([FinalOutcome(run_id, token, "completed", result_json, None, now, files)])[0]
 
     def fail(self, run_id: str, token: str, error: str, now: float, files: Sequence[tuple[str, bytes]] = ()) -> bool:
         """Mark the attempt holding ``token`` failed for good; ``False`` if it is no longer the live attempt."""
-        return self._finish(run_id, token, "failed", None, error, now, files)
+        return self.finish_many([FinalOutcome(run_id, token, "failed", None, error, now, files)])[0]
 
-    def _finish(self, run_id: str, token: str, status: Status, result: str | None, error: str | None, now: float,
-                files: Sequence[tuple[str, bytes]]) -> bool:  # fmt: skip
+    def finish_many(self, outcomes: Sequence[FinalOutcome]) -> list[bool]:
+        """Record final outcomes in one transaction, each only with its run's live token (``False``: not recorded)."""
         with self._transaction() as db:
-            cursor = db.execute(
-                f"UPDATE runs SET status = ?, result = ?, error = ?, {_FINISH} "
-                "WHERE id = ? AND status = 'running' AND token = ?",
-                (status, result, error, now, run_id, token),
-            )
-            if cursor.rowcount != 1:
-                return False
-            db.executemany(
-                "INSERT OR REPLACE INTO run_files (run_id, name, size, data) VALUES (?, ?, ?, ?)",
-                [(run_id, name, len(data), data) for name, data in files],
-            )
-            return True
+            return [self._finish(db, outcome) for outcome in outcomes]
+
+    def _finish(self, db: sqlite3.Connection, outcome: FinalOutcome) -> bool:
+        run_id, token, status, result, error, now, files = outcome
+        cursor = db.execute(
+            f"UPDATE runs SET status = ?, result = ?, error = ?, {_FINISH} "
+            "WHERE id = ? AND status = 'running' AND token = ?",
+            (status, result, error, now, run_id, token),
+        )
+        if cursor.rowcount != 1:
+            return False
+        db.executemany(
+            "INSERT OR REPLACE INTO run_files (run_id, name, size, data) VALUES (?, ?, ?, ?)",
+            [(run_id, name, len(data), data) for name, data in files],
+        )
+        return True
 
     def retry(self, run_id: str, token: str, error: str, available_at: float) -> bool:
         """Queue the run again after a failed attempt, claimable from ``available_at`` (the backoff)."""

@@ -5,29 +5,37 @@ one process never waits on its own writes and a lock held by another process sta
 and PostgreSQL when ``CHUTES_DATABASE_URL`` is set (a thread per pooled connection). :func:`open_store`
 picks one; :class:`RunStore` runs the backend's synchronous methods in its threads and turns database
 failures into :class:`StoreUnavailableError`, which the API answers with ``503``.
+
+The three calls every run makes (submit, claim, record its outcome) are group-committed: those that
+arrive while one of the same kind is in flight go to the backend together, as one statement or one
+transaction (:class:`~chutes.jobs.group_commit.GroupCommit`), and one hop to the store's threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
+from chutes.jobs.group_commit import GroupCommit
 from chutes.jobs.runs import (
     ACTIVE_STATUSES,
     STATUSES,
     TRIGGERS,
+    FinalOutcome,
     Run,
     RunFile,
     RunFinishedError,
     RunNotFoundError,
     RunStoreError,
     StoreUnavailableError,
+    Submission,
     Trigger,
     iso,
 )
@@ -66,16 +74,20 @@ class Backend(Protocol):
     def time(self) -> float | None: ...  # noqa: D102
     def submit(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float,  # noqa: D102
                scheduled_for: int | None = None) -> Run: ...  # fmt: skip
+    def submit_many(self, items: Sequence[Submission]) -> list[Run]: ...  # noqa: D102
     def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float,  # noqa: D102
               owner: str, lease_until: float) -> Run: ...  # fmt: skip
     def fire(self, job: str, scheduled_for: int, max_attempts: int, now: float) -> Run | None: ...  # noqa: D102
     def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,  # noqa: D102
               run_id: str | None = None) -> Run | None: ...  # fmt: skip
+    def claim_many(self, owner: str, jobs: Sequence[str], now: float, lease_until: float, limit: int,  # noqa: D102
+                   run_id: str | None = None) -> list[Run]: ...  # fmt: skip
     def next_available(self, jobs: Sequence[str]) -> float | None: ...  # noqa: D102
     def complete(self, run_id: str, token: str, result_json: str, now: float,  # noqa: D102
                  files: Sequence[tuple[str, bytes]] = ()) -> bool: ...  # fmt: skip
     def fail(self, run_id: str, token: str, error: str, now: float,  # noqa: D102
              files: Sequence[tuple[str, bytes]] = ()) -> bool: ...  # fmt: skip
+    def finish_many(self, outcomes: Sequence[FinalOutcome]) -> list[bool]: ...  # noqa: D102
     def retry(self, run_id: str, token: str, error: str, available_at: float) -> bool: ...  # noqa: D102
     def requeue(self, run_id: str, token: str, uncount: bool) -> bool: ...  # noqa: D102
     def renew(self, tokens: Sequence[str], lease_until: float) -> set[str]: ...  # noqa: D102
@@ -88,6 +100,13 @@ class Backend(Protocol):
     def queued_counts(self) -> dict[str, int]: ...  # noqa: D102
     def files(self, run_id: str) -> list[RunFile]: ...  # noqa: D102
     def file(self, run_id: str, name: str) -> bytes | None: ...  # noqa: D102
+
+
+class _Claim(NamedTuple):
+    owner: str
+    jobs: tuple[str, ...]
+    now: float
+    lease_until: float
 
 
 def store_path(data_dir: Path, chute_name: str) -> Path:
@@ -134,6 +153,12 @@ class RunStore:
         )
         self.failure: str | None = None  # why the last call failed, until one succeeds
         self._lock = threading.Lock()
+        whole = (StoreUnavailableError,)  # the store is down: the whole batch fails, nothing is tried one by one
+        self._submits = GroupCommit[Submission, Run](lambda items: self._run(self.backend.submit_many, items), whole)
+        self._claims = GroupCommit[_Claim, "Run | None"](self._claim_batch, whole, self._give_back)
+        self._outcomes = GroupCommit[FinalOutcome, bool](
+            lambda outcomes: self._run(self.backend.finish_many, outcomes), whole
+        )
 
     @property
     def kind(self) -> str:
@@ -180,7 +205,7 @@ class RunStore:
         return await self._run(self.backend.time)
 
     async def submit(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float) -> Run:  # noqa: D102
-        return await self._run(self.backend.submit, job, input_json, max_attempts, trigger, now)
+        return await self._submits(Submission(job, input_json, max_attempts, trigger, now))
 
     async def start(self, job: str, input_json: str, max_attempts: int, trigger: Trigger, now: float, owner: str,  # noqa: D102
                     lease_until: float) -> Run:  # fmt: skip
@@ -191,18 +216,44 @@ class RunStore:
 
     async def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,  # noqa: D102
                     run_id: str | None = None) -> Run | None:  # fmt: skip
-        return await self._run(self.backend.claim, owner, jobs, now, lease_until, run_id)
+        if run_id is not None:
+            return await self._run(self.backend.claim, owner, jobs, now, lease_until, run_id)
+        return await self._claims(_Claim(owner, tuple(jobs), now, lease_until))
+
+    async def _claim_batch(self, claims: list[_Claim]) -> list[Run | None]:
+        return await self._run(self._claim_many, claims)
+
+    def _claim_many(self, claims: list[_Claim]) -> list[Run | None]:
+        """Claim for a batch of claimers in one statement per owner (there is one in practice)."""
+        taken: list[Run | None] = [None] * len(claims)
+        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        for index, claim in enumerate(claims):
+            groups.setdefault((claim.owner, claim.jobs), []).append(index)
+        for (owner, jobs), indexes in groups.items():
+            now = max(claims[index].now for index in indexes)
+            lease_until = max(claims[index].lease_until for index in indexes)
+            runs = self.backend.claim_many(owner, jobs, now, lease_until, len(indexes))
+            for index, run in zip(indexes, runs, strict=False):  # fewer runs than claimers: the rest get None
+                taken[index] = run
+        return taken
+
+    def _give_back(self, claim: _Claim, run: Run | None) -> None:
+        # Its claimer left (a worker cancelled at shutdown) before the run reached it: queue it again at once,
+        # as if never claimed, rather than leave it running under an owner that never executes it.
+        if run is not None and run.token is not None:
+            with contextlib.suppress(RuntimeError):  # the store is closing: the run is an orphan once we are gone
+                self._executor.submit(self._call, self.backend.requeue, run.id, run.token, True)
 
     async def next_available(self, jobs: Sequence[str]) -> float | None:  # noqa: D102
         return await self._run(self.backend.next_available, jobs)
 
     async def complete(self, run_id: str, token: str, result_json: str, now: float,  # noqa: D102
                        files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
-        return await self._run(self.backend.complete, run_id, token, result_json, now, files)
+        return await self._outcomes(FinalOutcome(run_id, token, "completed", result_json, None, now, files))
 
     async def fail(self, run_id: str, token: str, error: str, now: float,  # noqa: D102
                    files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
-        return await self._run(self.backend.fail, run_id, token, error, now, files)
+        return await self._outcomes(FinalOutcome(run_id, token, "failed", None, error, now, files))
 
     async def retry(self, run_id: str, token: str, error: str, available_at: float) -> bool:  # noqa: D102
         return await self._run(self.backend.retry, run_id, token, error, available_at)
