@@ -72,6 +72,22 @@ _MIGRATIONS: Final = (
     CREATE OR REPLACE FUNCTION notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN PERFORM pg_notify(TG_TABLE_SCHEMA, COALESCE(current_setting('chutes.sender', true), '')); RETURN NULL;
     END $$;
+    """
+    # Claims of several runs at once, oldest first. The queue's statistics are nearly always stale (it
+    # grows and drains between two analyses), and with too few queued runs in its estimate the planner
+    # reads every queued run and sorts them, for each claim; without sorting it walks the queued runs'
+    # index in order and stops after ``wanted``.
+    """
+    CREATE FUNCTION claim_runs(claimer TEXT, jobs TEXT[], now DOUBLE PRECISION, lease DOUBLE PRECISION,
+                               wanted INTEGER) RETURNS SETOF runs LANGUAGE sql SET enable_sort = off AS $$
+        WITH picked AS (
+            SELECT seq FROM runs WHERE status = 'queued' AND job = ANY(jobs) AND available_at <= now
+            ORDER BY seq LIMIT wanted FOR UPDATE SKIP LOCKED
+        )
+        UPDATE runs SET status = 'running', owner = claimer, lease_until = lease, attempts = attempts + 1,
+            token = replace(gen_random_uuid()::text, '-', ''), started_at = COALESCE(started_at, now)
+        FROM picked WHERE runs.seq = picked.seq AND runs.status = 'queued' RETURNING runs.*
+    $$;
     """,
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -275,19 +291,22 @@ class PostgresBackend:
         """Atomically take up to ``limit`` of the oldest available queued runs, each with a fresh attempt token."""
         if not jobs or limit < 1:
             return []
-        only = "" if run_id is None else "AND id = %s "
-        # SKIP LOCKED: concurrent claimers each take different rows instead of queueing behind one.
-        with self._conn() as db:
-            rows = db.execute(
-                "WITH picked AS (SELECT seq FROM runs WHERE status = 'queued' AND job = ANY(%s) "
-                f"AND available_at <= %s {only}ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) "
-                "UPDATE runs SET status = 'running', owner = %s, lease_until = %s, "
-                "token = replace(gen_random_uuid()::text, '-', ''), attempts = attempts + 1, "
-                "started_at = COALESCE(started_at, %s) "
-                f"FROM picked WHERE runs.seq = picked.seq AND runs.status = 'queued' RETURNING {COLUMNS}".encode(),
-                (list(jobs), now, *([] if run_id is None else [run_id]), limit, owner, lease_until, now),
-            ).fetchall()
-        return [_run(row) for row in rows]
+        if run_id is None:
+            # SKIP LOCKED (in ``claim_runs``): concurrent claimers take different runs instead of queueing.
+            with self._conn() as db:
+                rows = db.execute(
+                    f"SELECT {COLUMNS} FROM claim_runs(%s, %s, %s, %s, %s)".encode(),
+                    (owner, list(jobs), now, lease_until, limit),
+                ).fetchall()
+            return [_run(row) for row in rows]
+        run = self._one(
+            "UPDATE runs SET status = 'running', owner = %s, lease_until = %s, "
+            "token = replace(gen_random_uuid()::text, '-', ''), attempts = attempts + 1, "
+            "started_at = COALESCE(started_at, %s) "
+            f"WHERE id = %s AND job = ANY(%s) AND status = 'queued' AND available_at <= %s RETURNING {COLUMNS}",
+            (owner, lease_until, now, run_id, list(jobs), now),
+        )
+        return [] if run is None else [run]
 
     def next_available(self, jobs: Sequence[str]) -> float | None:
         """When the earliest queued run of ``jobs`` may be claimed."""

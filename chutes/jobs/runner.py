@@ -106,14 +106,20 @@ class Runner:
         """The lease deadline a run claimed now gets."""
         return self.clock.time() + self.lease
 
-    async def execute(self, run: Run) -> None:
-        """Execute one attempt of a run this runner claimed, and record its outcome."""
-        task = asyncio.create_task(self._execute(run), name=f"chutes-job-run-{run.id}")
+    async def execute(self, run: Run, *, record_after: bool = False) -> None:
+        """Execute one attempt of a run this runner claimed, and record its outcome.
+
+        With ``record_after``, return as soon as the attempt itself has ended and let its outcome be recorded
+        meanwhile (the run's task, in :attr:`running` until then): a worker takes its next run without
+        waiting for the store's round trip.
+        """
+        ended = asyncio.get_running_loop().create_future() if record_after else None
+        task = asyncio.create_task(self._execute(run, ended), name=f"chutes-job-run-{run.id}")
         self._tasks[run.id] = task
         if run.token is not None:
             self._tokens[run.id] = run.token
         # Shielded: stopping a worker must not stop its run; shutdown cancels runs on purpose (``cancel``).
-        await asyncio.shield(task)
+        await asyncio.shield(task if ended is None else ended)
 
     def cancel(self, run_id: str, reason: str) -> asyncio.Task[None] | None:
         """Cancel a run executing here; ``reason``: ``cancel`` (by request), ``lost`` or ``shutdown`` (requeue it)."""
@@ -132,7 +138,7 @@ class Runner:
                 )
                 self.cancel(run_id, "lost")
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, run: Run, ended: asyncio.Future[None] | None) -> None:
         job = registry_of(self.chute).jobs[run.name]
         token = run.token or ""
         folder = outputs.path(self.outputs_dir, run.id, token or run.id)
@@ -140,6 +146,8 @@ class Runner:
         try:
             outcome = await self._attempt(job, run, folder)
             in_attempt = False
+            if ended is not None and not ended.done():
+                ended.set_result(None)
             now = self.clock.time()
             final = outcome.ok or run.attempts >= run.max_attempts or not outcome.retry
             files = outputs.collect(folder) if final and job.upload else []
@@ -179,6 +187,8 @@ class Runner:
             except StoreUnavailableError:
                 pass
         finally:
+            if ended is not None and not ended.done():
+                ended.set_result(None)
             outputs.remove(folder)
             self._reasons.pop(run.id, None)
             self._tasks.pop(run.id, None)

@@ -220,10 +220,15 @@ class JobService:
             if background.get_name() == "chutes-jobs-scheduler":
                 background.cancel()  # no new firings while draining
         # Idle workers leave at once; busy ones when their run ends (or a claim in flight, once its run
-        # has executed): either way within the grace period, after which the runs still going are requeued.
+        # has executed), and runs whose outcome is being recorded once it is: all within the grace period,
+        # after which the runs still going are requeued.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace
         workers = [task for task in self._tasks if task.get_name().startswith("chutes-jobs-worker-")]
         if workers:
             await asyncio.wait(workers, timeout=self.settings.shutdown_grace)
+        if runner.running:
+            await asyncio.wait(list(runner.running.values()), timeout=max(0.0, deadline - loop.time()))
         leftovers = [task for run_id in list(runner.running) if (task := runner.cancel(run_id, "shutdown"))]
         await asyncio.gather(*leftovers, return_exceptions=True)
         for background in self._tasks:
@@ -267,7 +272,7 @@ class JobService:
                 await idle.wait(POLL_SECONDS)
                 continue
             try:
-                await runner.execute(run)
+                await runner.execute(run, record_after=True)
             except Exception:
                 self.chute.logger.exception("jobs: worker error while executing run %s", run.id)
 
