@@ -39,7 +39,13 @@ def _free_port() -> int:
 class Cluster:
     """A running PostgreSQL server in a temporary folder; :meth:`new_database` gives each test its own."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, crash_safe: bool = False) -> None:
+        """Start a cluster. The tests' default writes nothing durably (``fsync=off``, ``full_page_writes=off``).
+
+        ``crash_safe`` keeps ``fsync`` and ``full_page_writes`` on, with ``synchronous_commit=off``: a crash
+        of PostgreSQL loses at most the last commits and never corrupts the cluster, but a commit does not
+        wait for its WAL flush (as SQLite's WAL with ``synchronous=NORMAL``). The benchmarks measure this.
+        """
         self.root = Path(tempfile.mkdtemp(prefix="chutes-pg-"))
         self.port = _free_port()
         self._prefix: list[str] = []
@@ -48,6 +54,7 @@ class Cluster:
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self._prefix = ["runuser", "-u", "postgres", "--"]
         data = self.root / "data"
+        durable = "on" if crash_safe else "off"
         subprocess.run(
             [*self._prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
              "--no-sync", "-E", "UTF8", "--locale=C"],
@@ -56,8 +63,8 @@ class Cluster:
         self.log = self.root / "server.log"
         self.proc = subprocess.Popen(
             [*self._prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.root),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=300"],
+             "-c", "listen_addresses=127.0.0.1", "-c", f"fsync={durable}", "-c", "synchronous_commit=off",
+             "-c", f"full_page_writes={durable}", "-c", "max_connections=300"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._names = itertools.count()
