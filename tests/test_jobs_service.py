@@ -152,6 +152,38 @@ def test_job_workers_run_several_runs_at_once(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_worker_takes_its_next_run_while_the_last_outcome_is_recorded(tmp_path: Path) -> None:
+    service = make(tmp_path, job_workers=1, shutdown_grace=5.0)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        await service.start()
+        store = service.store
+        assert store is not None
+        complete, recording, release = store.complete, asyncio.Event(), asyncio.Event()
+
+        async def slow(*args: Any) -> bool:
+            recording.set()
+            await release.wait()  # the store is slow to record the first outcome
+            return await complete(*args)
+
+        store.complete = slow  # type: ignore[method-assign]
+        first = await service.submit("echo", b'{"value": 1}')
+        await asyncio.wait_for(recording.wait(), 5)
+        store.complete = complete  # type: ignore[method-assign]
+        gates["next"] = asyncio.Event()
+        second = await service.submit("gated", b'{"gate": "next"}')
+        # The only worker runs the second run while the first one's outcome is still on its way.
+        await eventually(lambda: status(service, second.id) == "running")
+        assert status(service, first.id) == "running"
+        gates["next"].set()
+        asyncio.get_running_loop().call_later(0.05, release.set)
+        await service.stop()  # waits for the outcomes being recorded (within the grace period)
+        check = backend(tmp_path)
+        return check.get(first.id).status, check.get(second.id).status  # type: ignore[union-attr]
+
+    assert asyncio.run(scenario()) == ("completed", "completed")
+
+
 def test_stop_waits_for_runs_that_finish_within_the_grace_period(tmp_path: Path) -> None:
     service = make(tmp_path, shutdown_grace=5.0)
 

@@ -3,15 +3,27 @@ retries, firings, recovery, cancellation, files and retention."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from chutes.jobs.runs import FinalOutcome, Run, Submission
 from chutes.jobs.sqlite_store import SCHEMA_VERSION, SqliteBackend
-from chutes.jobs.store import Backend, RunFinishedError, RunNotFoundError, RunStoreError, iso, open_backend, store_path
+from chutes.jobs.store import (
+    Backend,
+    RunFinishedError,
+    RunNotFoundError,
+    RunStore,
+    RunStoreError,
+    iso,
+    open_backend,
+    store_path,
+)
 
 Opener = Callable[[], Backend]
 
@@ -102,16 +114,17 @@ def test_claim_takes_the_oldest_queued_run_of_known_jobs_once(store: Backend) ->
     assert store.get(other.id).status == "queued"  # type: ignore[union-attr]
 
 
-def test_concurrent_claims_from_separate_connections_take_each_run_once(opener: Opener) -> None:
+@pytest.mark.parametrize("batch", [1, 7])
+def test_concurrent_claims_from_separate_connections_take_each_run_once(opener: Opener, batch: int) -> None:
     setup = opener()
-    ids = {setup.submit("noop", "{}", 1, "api", float(i)).id for i in range(300)}
+    ids = {run.id for run in setup.submit_many([Submission("noop", "{}", 1, "api", float(i)) for i in range(300)])}
     taken: dict[str, list[str]] = {}
     stores = [opener() for _ in range(4)]  # a connection each, as other processes would have
 
     def worker(name: str, store: Backend) -> None:
         mine = taken.setdefault(name, [])
-        while (run := store.claim(name, ["noop"], 400.0, 500.0)) is not None:
-            mine.append(run.id)
+        while runs := store.claim_many(name, ["noop"], 400.0, 500.0, batch):  # several runs at once, or one
+            mine.extend(run.id for run in runs)
 
     threads = [threading.Thread(target=worker, args=(f"w{i}", store)) for i, store in enumerate(stores)]
     for thread in threads:
@@ -346,3 +359,129 @@ def test_postgres_schemas_are_per_chute_and_versioned(postgres_cluster: object, 
     two.close()
     with pytest.raises(RunStoreError, match=r"cannot open the job store at postgresql://postgres:\*\*\*@"):
         PostgresBackend(database_url.replace("postgres@", "postgres:pw@").rsplit("/", 1)[0] + "/missing", "x")
+
+
+def test_submit_many_queues_runs_read_back_as_returned(store: Backend) -> None:
+    runs = store.submit_many([Submission("add", f'{{"a": {i}}}', 2, "api", float(i)) for i in range(3)])
+    assert [store.get(run.id) for run in runs] == runs
+    assert [run.input for run in runs] == [{"a": 0}, {"a": 1}, {"a": 2}]
+    assert store.submit_many([]) == []
+
+
+def test_claim_many_takes_the_oldest_runs_each_with_a_fresh_token(store: Backend) -> None:
+    runs = store.submit_many([Submission("add", "{}", 2, "api", float(i)) for i in range(5)])
+    taken = store.claim_many("me", ["add"], 10.0, 40.0, 3)
+    assert sorted(run.id for run in taken) == sorted(run.id for run in runs[:3])
+    assert len({run.token for run in taken}) == 3
+    assert all(run.token and len(run.token) == 32 for run in taken)
+    assert {(run.status, run.owner, run.lease_until, run.attempts) for run in taken} == {("running", "me", 40.0, 1)}
+    assert sorted(run.id for run in store.claim_many("me", ["add"], 10.0, 40.0, 10)) == sorted(r.id for r in runs[3:])
+    assert store.claim_many("me", ["add"], 10.0, 40.0, 10) == []
+
+
+def test_a_batch_of_outcomes_records_each_only_with_its_own_token(store: Backend) -> None:
+    runs = store.submit_many([Submission("add", "{}", 1, "api", 1.0) for _ in range(3)])
+    tokens = {run.id: run.token for run in store.claim_many("me", ["add"], 2.0, 32.0, 3)}
+    first, second, third = (run.id for run in runs)
+    recorded = store.finish_many([
+        FinalOutcome(first, "a-stale-token", "completed", '"stale"', None, 3.0),  # an attempt taken over
+        FinalOutcome(first, tokens[first] or "", "completed", '"live"', None, 3.0),
+        FinalOutcome(second, "another-stale-token", "failed", None, "stale", 3.0),
+        FinalOutcome(third, tokens[third] or "", "failed", None, "boom", 3.0, [("out.txt", b"kept")]),
+    ])  # fmt: skip
+    assert recorded == [False, True, False, True]
+    done = {run_id: store.get(run_id) for run_id in (first, second, third)}
+    assert (done[first].status, done[first].result, done[first].token) == ("completed", "live", None)  # type: ignore[union-attr]
+    assert (done[second].status, done[second].token) == ("running", tokens[second])  # type: ignore[union-attr]
+    assert (done[third].status, done[third].error, done[third].finished_at) == ("failed", "boom", 3.0)  # type: ignore[union-attr]
+    assert store.file(third, "out.txt") == b"kept"
+
+
+def test_run_store_coalesces_concurrent_outcomes_and_discards_only_the_stale_one(opener: Opener) -> None:
+    backend = opener()
+    batches: list[int] = []
+    finish_many = backend.finish_many
+
+    def counting(outcomes: Sequence[FinalOutcome]) -> list[bool]:
+        batches.append(len(outcomes))
+        return finish_many(outcomes)
+
+    backend.finish_many = counting  # type: ignore[method-assign]
+    store = RunStore(backend)
+
+    async def scenario() -> list[bool]:
+        for i in range(8):
+            await store.submit("add", "{}", 1, "api", float(i))
+        claimed = [await store.claim("me", ["add"], 10.0, 40.0) for _ in range(8)]
+        tokens = [run.token if index != 5 else "stale" for index, run in enumerate(claimed) if run is not None]
+        return list(
+            await asyncio.gather(*(
+                store.complete(run.id, token or "", "1", 11.0) for run, token in zip(claimed, tokens, strict=True)
+                if run is not None
+            ))
+        )  # fmt: skip
+
+    recorded = asyncio.run(scenario())
+    assert recorded == [True] * 5 + [False] + [True] * 2
+    assert sum(batches) == 8
+    assert len(batches) < 8  # the calls made together went to the store together
+    assert len(backend.runs(status="completed", limit=100)) == 7
+    store.close()
+
+
+def test_a_run_claimed_for_a_worker_that_left_is_queued_again(opener: Opener) -> None:
+    backend = opener()
+    run = backend.submit("add", "{}", 1, "api", 1.0)
+    entered, release = threading.Event(), threading.Event()
+    claim_many = backend.claim_many
+
+    def slow(*args: Any, **kwargs: Any) -> list[Run]:
+        entered.set()
+        release.wait(5)
+        return claim_many(*args, **kwargs)
+
+    backend.claim_many = slow  # type: ignore[method-assign]
+    store = RunStore(backend)
+
+    async def scenario() -> None:
+        claim = asyncio.ensure_future(store.claim("me", ["add"], 2.0, 32.0))
+        await asyncio.to_thread(entered.wait, 5)
+        claim.cancel()  # the worker is cancelled while its claim is at the store
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await claim
+        for _ in range(200):
+            current = backend.get(run.id)
+            if current is not None and current.started_at is not None and current.status == "queued":
+                break  # claimed (started_at is set), then given back
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    current = backend.get(run.id)
+    assert current is not None
+    assert (current.status, current.attempts, current.owner, current.token) == ("queued", 0, None, None)
+    store.close()
+
+
+def test_postgres_wakes_other_processes_not_the_one_that_queued(postgres_cluster: object, database_url: str) -> None:
+    from chutes.jobs.postgres_store import PostgresBackend
+
+    mine, other = PostgresBackend(database_url, "wake-test"), PostgresBackend(database_url, "wake-test")
+    woken = {"mine": threading.Event(), "other": threading.Event()}
+    for name, backend in (("mine", mine), ("other", other)):
+        listening = threading.Event()
+
+        def wake(name: str = name, listening: threading.Event = listening) -> None:
+            if listening.is_set():
+                woken[name].set()
+            listening.set()  # the first call: listening (for runs queued before)
+
+        threading.Thread(target=backend.listen, args=(wake,), daemon=True).start()
+        assert listening.wait(5)
+    mine.submit_many([Submission("add", "{}", 1, "api", 1.0)] * 3)
+    assert woken["other"].wait(5)  # another process hears of the runs (one notification per transaction)...
+    assert not woken["mine"].wait(0.5)  # ...the one that queued them, which wakes its own workers, does not
+    other.submit("add", "{}", 1, "api", 2.0)
+    assert woken["mine"].wait(5)
+    mine.close()
+    other.close()
