@@ -1,7 +1,9 @@
 """Throughput and p99 of a chute cord against the same route hand-written in FastAPI.
 
-Both servers run uvicorn (httptools, uvloop) pinned to one core; wrk, pinned to the other core, loads
-them in alternation with 64 connections. The chute runs with every guard on, as a server exposed to
+Each server runs the way its users serve it, pinned to one core: the chute with ``chutes serve`` (uvicorn,
+httptools and uvloop, with the chute's protocol that sends each response in one write), the FastAPI app
+with ``uvicorn`` (httptools, uvloop, no access log). wrk, pinned to the other core, loads them in
+alternation with 64 connections. The chute runs with every guard on, as a server exposed to
 the internet would: API keys, a per-client rate limit (set high enough never to refuse the benchmark,
 so every request pays for the check), a body size limit, the body timeout, admission control, metrics
 and request ids. Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``) and ``taskset`` (util-linux).
@@ -47,11 +49,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def command(app: str, port: int) -> list[str]:
+    """How the app's users serve it."""
+    if app.endswith(":chute"):
+        return [sys.executable, "-m", "chutes", "serve", app, "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning"]  # fmt: skip
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+            "--http", "httptools", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+
+
 def start(app: str, port: int, core: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        "taskset", "-c", str(core), sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
+    cmd = ["taskset", "-c", str(core), *command(app, port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **GUARDS})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -139,6 +139,10 @@ def test_a_client_that_leaves_aborts_the_generation(served: ServedChute) -> None
         assert response.status_code == 200
         lines = response.iter_lines()
         json.loads(next(line for line in lines if line.startswith("data:"))[5:])  # generation has begun
+        # vLLM hands out a step's tokens before it records that step's statistics: wait for the gauge.
+        deadline = time.monotonic() + 10
+        while engine_metrics(engine_url, key)["running"] != 32 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert engine_metrics(engine_url, key)["running"] == 32
     deadline = time.monotonic() + 10
     while engine_metrics(engine_url, key)["running"] and time.monotonic() < deadline:

@@ -54,11 +54,13 @@ def serve_target(
     import uvicorn
 
     from chutes.server.log_config import log_config
+    from chutes.server.protocol import HttpProtocol
     from chutes.target import is_spec_path, load_target
 
     options: dict[str, Any] = {
         "log_config": log_config(log_level, log_format),
         "proxy_headers": False,  # the chute's guard reads proxy headers, from trusted peers only
+        "http": HttpProtocol,  # one write per response (chutes.server.protocol)
         # In-flight calls and streams get this long once the drain is over (README, "Shutdown").
         "timeout_graceful_shutdown": shutdown_grace,
     }

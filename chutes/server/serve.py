@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from chutes.server.log_config import log_config
+from chutes.server.protocol import HttpProtocol
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
@@ -51,6 +52,7 @@ def serve_chute(chute: Chute, *, host: str, port: int, reload: bool, log_level: 
         "log_level": log_level,
         "log_config": log_config(log_level, settings.log_format),
         "proxy_headers": False,  # the chute's guard reads proxy headers, from trusted peers only
+        "http": HttpProtocol,  # one write per response (chutes.server.protocol)
         "timeout_graceful_shutdown": settings.shutdown_grace,  # after the drain (README, "Shutdown")
     }
     found = _import_string(chute) if reload else None
