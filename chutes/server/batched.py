@@ -78,7 +78,7 @@ class Batched:
         task = asyncio.current_task()
         assert task is not None
         # Waiting for a batch is always cancellable: a caller that leaves is dropped from the queue.
-        watch = core.watchdog.watch(task, call.receive, True)
+        watch = core.watchdog.listen(task, call.receive, True)
         timeout = call.route.timeout
         try:
             if timeout is None:
