@@ -73,16 +73,16 @@ async def _never() -> dict[str, Any]:
 
 def test_the_watchdog_sleeps_once_every_call_in_flight_is_listened_to() -> None:
     async def scenario() -> None:
-        watchdog = Watchdog(0.01)
+        watchdog = Watchdog(0.2)
         task = asyncio.current_task()
         assert task is not None
         first = watchdog.watch(task, _never, cancel=False)
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)
         second = watchdog.watch(task, _never, cancel=False)
-        await asyncio.sleep(0.007)  # the first is due, the second not yet
+        await asyncio.sleep(0.15)  # the watchdog woke once, at 0.2 s: the first was due, the second not yet
         assert first.listener is not None
         assert second.listener is None
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.35)  # its next round, at 0.4 s, starts the second
         assert second.listener is not None
         # Both calls are still running, both listened to: no task wakes up for them any more.
         assert watchdog._task is None

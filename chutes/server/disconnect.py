@@ -1,16 +1,16 @@
 """Noticing that a client left, so the cord call it started can be cancelled.
 
 Listening for ``http.disconnect`` costs a task per call. Most calls end within a few milliseconds, so
-listeners start only for calls still running after ``delay``: one watchdog task per server sleeps until
-the oldest call without a listener is due, starts the listeners that are due, and ends when every call
-in flight has one (the next call starts it again). A call pays a deque append, not a timer or a task,
-and calls that run long (a model in a thread) are not interrupted by wake-ups once they are listened to.
+listeners start only for calls still running after ``delay``: one watchdog task per server wakes every
+``delay`` seconds while calls without a listener are in flight, starts the listeners that are due, and
+ends once every call in flight has one (the next call starts it again). A call pays a dict insert and
+delete, not a timer or a task, and calls that run long (a model in a thread) are not interrupted by
+wake-ups once they are listened to.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Any
 
 from starlette.types import Receive
@@ -19,14 +19,13 @@ from starlette.types import Receive
 class Watch:
     """One call's disconnect listener: marks ``gone`` and, for cancellable calls, cancels the call's task."""
 
-    __slots__ = ("task", "receive", "cancel", "gone", "listener", "ended")
+    __slots__ = ("task", "receive", "cancel", "gone", "listener")
 
     def __init__(self, task: asyncio.Task[Any], receive: Receive, cancel: bool) -> None:
         self.task = task
         self.receive = receive
         self.cancel = cancel
         self.gone = False
-        self.ended = False  # the call is over: never start a listener for it
         self.listener: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -48,20 +47,19 @@ class Watchdog:
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
-        # Calls without a listener, oldest first: the delay is the same for all, so this is due order too.
-        self._waiting: deque[tuple[Watch, float]] = deque()
+        self._due: dict[Watch, float] = {}  # calls in flight (cleared by forget), and when to listen to them
         self._task: asyncio.Task[None] | None = None
 
     def watch(self, task: asyncio.Task[Any], receive: Receive, cancel: bool) -> Watch:
         """Register a starting call; pair with :meth:`forget` when it ends."""
         watch = Watch(task, receive, cancel)
         loop = task.get_loop()  # the task's own loop: cheaper than asking for the running one
-        self._waiting.append((watch, loop.time() + self.delay))
+        self._due[watch] = loop.time() + self.delay
         runner = self._task
         if runner is None or runner.get_loop() is not loop:
             if runner is not None:
                 # Left on a loop that was closed meanwhile (test clients run one loop each): forget its calls.
-                self._waiting = deque(entry for entry in self._waiting if entry[0].task.get_loop() is loop)
+                self._due = {entry: due for entry, due in self._due.items() if entry.task.get_loop() is loop}
             self._task = loop.create_task(self._run())
         return watch
 
@@ -73,7 +71,7 @@ class Watchdog:
 
     def forget(self, watch: Watch) -> None:
         """The call ended: stop its listener, if it had one."""
-        watch.ended = True
+        self._due.pop(watch, None)
         if watch.listener is not None:
             watch.listener.cancel()
 
@@ -81,17 +79,18 @@ class Watchdog:
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
         try:
-            while self._waiting:
-                watch, due = self._waiting[0]
-                if watch.ended:
-                    self._waiting.popleft()
-                    continue
-                wait = due - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue
-                self._waiting.popleft()
-                watch.start()
+            waiting = True
+            while waiting and self._due:
+                await asyncio.sleep(self.delay)
+                now = loop.time()
+                waiting = False
+                for watch, due in list(self._due.items()):
+                    if watch.listener is None:
+                        if due <= now:
+                            watch.start()
+                        else:
+                            waiting = True
+            # Every call in flight is listened to: nothing to wake up for until the next call starts.
         finally:
             if self._task is me:  # not a newer watchdog started on another loop
                 self._task = None
