@@ -316,6 +316,28 @@ def test_cancel_a_running_run_and_count_it(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_run_cancelled_before_its_claim_reaches_a_worker_never_starts(tmp_path: Path) -> None:
+    # The store records a claim before the worker it is for has the run: a cancel in between finds no
+    # attempt to stop, and the worker must then not start one.
+    service = make(tmp_path)
+
+    async def scenario() -> str | None:
+        gates["early"] = asyncio.Event()  # never set: an attempt that started would never end
+        store, runner = await service._open()  # the store and runner, without workers that would claim first
+        run = await service.submit("gated", b'{"gate": "early"}')
+        claimed = await store.claim(runner.owner, ["gated"], service.clock.time(), runner.lease_until())
+        assert claimed is not None
+        assert claimed.id == run.id
+        assert (await service.cancel(run.id)).status == "cancelled"
+        await asyncio.wait_for(runner.execute(claimed), 5)
+        assert not runner.running
+        final = status(service, run.id)
+        await service.stop()
+        return final
+
+    assert asyncio.run(scenario()) == "cancelled"
+
+
 def test_the_lease_thread_stops_runs_cancelled_by_another_process(tmp_path: Path) -> None:
     clock = ManualClock(T0)
     service = make(tmp_path, clock, job_lease=0.3)  # renewed every 0.1 s

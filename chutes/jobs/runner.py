@@ -17,6 +17,7 @@ import asyncio
 import json
 import random
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from chutes.jobs.store import RunStore
 
 __all__ = ["LEASE_SECONDS", "Runner", "backoff_delay", "is_orphan", "new_owner", "result_json"]
+
+# How long a run cancelled while no attempt of it executes here is remembered: its claim may be on its
+# way to a worker (the store records the claim before the worker has the run), which must then not start it.
+CANCELLED_MEMORY = 60.0
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -79,6 +84,7 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, str] = {}  # run id -> token of the attempt executing here
         self._reasons: dict[str, str] = {}
+        self._cancelled: dict[str, float] = {}  # run id -> monotonic time it may be forgotten, oldest first
         self.keeper: LeaseKeeper | None = None
         live_owners.add(self.owner)
 
@@ -113,6 +119,9 @@ class Runner:
         meanwhile (the run's task, in :attr:`running` until then): a worker takes its next run without
         waiting for the store's round trip.
         """
+        if self._cancelled.pop(run.id, None) is not None:
+            self.chute.logger.info("job %s: run %s was cancelled before its attempt started here", run.name, run.id)
+            return
         ended = asyncio.get_running_loop().create_future() if record_after else None
         task = asyncio.create_task(self._execute(run, ended), name=f"chutes-job-run-{run.id}")
         self._tasks[run.id] = task
@@ -125,10 +134,22 @@ class Runner:
         """Cancel a run executing here; ``reason``: ``cancel`` (by request), ``lost`` or ``shutdown`` (requeue it)."""
         task = self._tasks.get(run_id)
         if task is None or task.done():
+            if reason == "cancel":
+                self._remember_cancelled(run_id)
             return None
         self._reasons[run_id] = reason
         task.cancel()
         return task
+
+    def _remember_cancelled(self, run_id: str) -> None:
+        now = time.monotonic()
+        remembered = self._cancelled
+        while remembered:
+            oldest = next(iter(remembered))
+            if remembered[oldest] > now:
+                break
+            del remembered[oldest]
+        remembered[run_id] = now + CANCELLED_MEMORY
 
     def _lost(self, token: str) -> None:
         for run_id, held in list(self._tokens.items()):
