@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from chutes.pids import pid_alive
+
 if TYPE_CHECKING:
     from chutes.jobs.clock import Clock
     from chutes.jobs.store import RunStore
@@ -35,20 +37,6 @@ def new_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
-    except (OSError, IndexError):
-        return True
-
-
 def is_orphan(owner: str | None, lease_until: float | None, now: float) -> bool:
     """Whether a ``running`` run lost its process.
 
@@ -64,7 +52,7 @@ def is_orphan(owner: str | None, lease_until: float | None, now: float) -> bool:
     pid_text = rest.partition(":")[0]
     if host == _HOST and pid_text.isdigit():
         pid = int(pid_text)
-        if pid == os.getpid() or not _pid_alive(pid):
+        if pid == os.getpid() or not pid_alive(pid):
             return True  # this process holds no live runner of that name, or the process is gone
     return lease_until < now
 

@@ -23,15 +23,13 @@ from chutes.jobs.runs import (
     FinalOutcome,
     Run,
     RunFile,
-    RunFinishedError,
-    RunNotFoundError,
     RunStoreError,
     Submission,
     Trigger,
     queued_run,
 )
 from chutes.jobs.runs import make_run as _run
-from chutes.jobs.sqlite_store import orphan_error
+from chutes.jobs.sql_backend import SqlBackend, orphan_error
 
 if TYPE_CHECKING:
     import psycopg
@@ -108,10 +106,11 @@ def redact(url: str) -> str:
     return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
 
 
-class PostgresBackend:
+class PostgresBackend(SqlBackend):
     """Job runs, their files and cron firings of one chute in a PostgreSQL database."""
 
     kind = "postgres"
+    mark = "%s"
 
     def __init__(self, url: str, chute: str, pool_size: int = 8, timeout: float = 10.0, wait: float = 3.0) -> None:
         """Connect (a pool of up to ``pool_size``), create or migrate the chute's schema; ``RunStoreError`` if not.
@@ -281,11 +280,6 @@ class PostgresBackend:
 
     # -- executing -----------------------------------------------------------------------------------
 
-    def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,
-              run_id: str | None = None) -> Run | None:  # fmt: skip
-        """Atomically take the oldest available queued run of one of ``jobs`` (or ``run_id``) for its next attempt."""
-        return next(iter(self.claim_many(owner, jobs, now, lease_until, 1, run_id)), None)
-
     def claim_many(self, owner: str, jobs: Sequence[str], now: float, lease_until: float, limit: int,
                    run_id: str | None = None) -> list[Run]:  # fmt: skip
         """Atomically take up to ``limit`` of the oldest available queued runs, each with a fresh attempt token."""
@@ -315,15 +309,6 @@ class PostgresBackend:
                 "SELECT MIN(available_at) FROM runs WHERE status = 'queued' AND job = ANY(%s)", (list(jobs),)
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-    def complete(self, run_id: str, token: str, result_json: str, now: float,
-                 files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
-        """Mark the attempt holding ``token`` completed; ``False`` if it is no longer the run's live attempt."""
-        return self.finish_many([FinalOutcome(run_id, token, "completed", result_json, None, now, files)])[0]
-
-    def fail(self, run_id: str, token: str, error: str, now: float, files: Sequence[tuple[str, bytes]] = ()) -> bool:
-        """Mark the attempt holding ``token`` failed for good; ``False`` if it is no longer the live attempt."""
-        return self.finish_many([FinalOutcome(run_id, token, "failed", None, error, now, files)])[0]
 
     def finish_many(self, outcomes: Sequence[FinalOutcome]) -> list[bool]:
         """Record final outcomes, each only with its run's live token (``False``: not recorded).
@@ -440,20 +425,6 @@ class PostgresBackend:
             ).fetchall()
         return [_run(row) for row in rows]
 
-    def cancel(self, run_id: str, now: float) -> Run:
-        """Cancel a queued or running run; raises ``RunNotFoundError`` or ``RunFinishedError``."""
-        run = self._one(
-            f"UPDATE runs SET status = 'cancelled', {_FINISH} "
-            f"WHERE id = %s AND status IN ('queued', 'running') RETURNING {COLUMNS}",
-            (now, run_id),
-        )
-        if run is not None:
-            return run
-        existing = self.get(run_id)
-        if existing is None:
-            raise RunNotFoundError(run_id)
-        raise RunFinishedError(existing)
-
     def prune(self, before: float) -> int:
         """Delete runs that finished before ``before``, with their files and firings; returns how many."""
         with self._conn() as db, db.transaction():
@@ -462,10 +433,6 @@ class PostgresBackend:
             return int(db.execute("DELETE FROM runs WHERE finished_at < %s", (before,)).rowcount)
 
     # -- reading -------------------------------------------------------------------------------------
-
-    def get(self, run_id: str) -> Run | None:
-        """One run by id."""
-        return self._one(f"SELECT {COLUMNS} FROM runs WHERE id = %s", (run_id,))
 
     def runs(self, name: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
         """Runs, newest first, optionally of one job and one status."""

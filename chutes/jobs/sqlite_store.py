@@ -21,14 +21,13 @@ from chutes.jobs.runs import (
     FinalOutcome,
     Run,
     RunFile,
-    RunFinishedError,
-    RunNotFoundError,
     RunStoreError,
     Submission,
     Trigger,
     queued_run,
 )
 from chutes.jobs.runs import make_run as _run
+from chutes.jobs.sql_backend import SqlBackend, orphan_error
 
 __all__ = ["SCHEMA_VERSION", "SqliteBackend"]
 
@@ -62,10 +61,11 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _FINISH = "finished_at = ?, owner = NULL, lease_until = NULL, token = NULL"
 
 
-class SqliteBackend:
+class SqliteBackend(SqlBackend):
     """Job runs, their files and cron firings in a SQLite file; safe to share between processes."""
 
     kind = "sqlite"
+    mark = "?"
 
     def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
         """Open (and create, with its folder) the store at ``path``; raises ``RunStoreError`` when it cannot.
@@ -189,11 +189,6 @@ class SqliteBackend:
 
     # -- executing -----------------------------------------------------------------------------------
 
-    def claim(self, owner: str, jobs: Sequence[str], now: float, lease_until: float,
-              run_id: str | None = None) -> Run | None:  # fmt: skip
-        """Atomically take the oldest available queued run of one of ``jobs`` (or ``run_id``) for its next attempt."""
-        return next(iter(self.claim_many(owner, jobs, now, lease_until, 1, run_id)), None)
-
     def claim_many(self, owner: str, jobs: Sequence[str], now: float, lease_until: float, limit: int,
                    run_id: str | None = None) -> list[Run]:  # fmt: skip
         """Atomically take up to ``limit`` of the oldest available queued runs, each with a fresh attempt token."""
@@ -228,15 +223,6 @@ class SqliteBackend:
                 f"SELECT MIN(available_at) FROM runs WHERE status = 'queued' AND job IN ({marks})", tuple(jobs)
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-    def complete(self, run_id: str, token: str, result_json: str, now: float,
-                 files: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
-        """Mark the attempt holding ``token`` completed; ``False`` if it is no longer the run's live attempt."""
-        return self.finish_many([FinalOutcome(run_id, token, "completed", result_json, None, now, files)])[0]
-
-    def fail(self, run_id: str, token: str, error: str, now: float, files: Sequence[tuple[str, bytes]] = ()) -> bool:
-        """Mark the attempt holding ``token`` failed for good; ``False`` if it is no longer the live attempt."""
-        return self.finish_many([FinalOutcome(run_id, token, "failed", None, error, now, files)])[0]
 
     def finish_many(self, outcomes: Sequence[FinalOutcome]) -> list[bool]:
         """Record final outcomes in one transaction, each only with its run's live token (``False``: not recorded)."""
@@ -331,20 +317,6 @@ class SqliteBackend:
             ).fetchall()
         return [_run(row) for row in rows]
 
-    def cancel(self, run_id: str, now: float) -> Run:
-        """Cancel a queued or running run; raises ``RunNotFoundError`` or ``RunFinishedError``."""
-        run = self._one(
-            f"UPDATE runs SET status = 'cancelled', {_FINISH} "
-            f"WHERE id = ? AND status IN ('queued', 'running') RETURNING {COLUMNS}",
-            (now, run_id),
-        )
-        if run is not None:
-            return run
-        existing = self.get(run_id)
-        if existing is None:
-            raise RunNotFoundError(run_id)
-        raise RunFinishedError(existing)
-
     def prune(self, before: float) -> int:
         """Delete runs that finished before ``before``, with their files and firings; returns how many."""
         with self._transaction() as db:
@@ -353,10 +325,6 @@ class SqliteBackend:
             return int(db.execute("DELETE FROM runs WHERE finished_at < ?", (before,)).rowcount)
 
     # -- reading -------------------------------------------------------------------------------------
-
-    def get(self, run_id: str) -> Run | None:
-        """One run by id."""
-        return self._one(f"SELECT {COLUMNS} FROM runs WHERE id = ?", (run_id,))
 
     def runs(self, name: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
         """Runs, newest first, optionally of one job and one status."""
@@ -397,8 +365,3 @@ class SqliteBackend:
     def time(self) -> float | None:
         """The database's clock; ``None``: SQLite lives on this machine, whose clock the service reads."""
         return None
-
-
-def orphan_error(run: Run) -> str:
-    """The error of a run whose process stopped during its last attempt."""
-    return f"the process running this job stopped during attempt {run.attempts} of {run.max_attempts}; no attempts left"

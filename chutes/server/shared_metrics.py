@@ -21,21 +21,13 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 
+from chutes.pids import pid_alive
+
 __all__ = ["ENV", "SharedMetrics"]
 
 ENV: Final = "CHUTES_METRICS_DIR"
 INTERVAL: Final = 1.0
 _MAX_GAUGES: Final = frozenset({"chutes_job_runs_queued", "chutes_job_last_success_timestamp_seconds"})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def snapshot(registry: CollectorRegistry) -> list[dict[str, Any]]:
@@ -107,7 +99,7 @@ class SharedMetrics:
         snapshots = []
         for path in sorted(self.folder.glob("*.json")):
             with contextlib.suppress(OSError, ValueError):
-                snapshots.append((_alive(int(path.stem)), json.loads(path.read_text())))
+                snapshots.append((pid_alive(int(path.stem)), json.loads(path.read_text())))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Merged(merge(snapshots)))
         return generate_latest(registry)
